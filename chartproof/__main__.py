@@ -1,0 +1,3 @@
+from chartproof.cli import main
+
+raise SystemExit(main())

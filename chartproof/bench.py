@@ -1,0 +1,122 @@
+"""``nox -s bench``: the speed and memory goals of the embedded cluster, measured in one run.
+
+1. ``cluster up`` to a usable API with every node Ready, warm cache, default 10-node shape
+   (goal: under 10 s on 2 cores; kind takes 12-17 s on a fast laptop). Median of ``--repeat`` runs.
+2. Scheduling 100 GPU pods (a Deployment asking 1 ``nvidia.com/gpu`` each) until all are Running.
+3. The same at scale: 1,000 simulated ml.p5.48xlarge nodes (8,000 GPUs) and 1,000 GPU pods,
+   with the control plane's resident memory afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from chartproof.clusters.base import Cluster
+from chartproof.clusters.embedded import EmbeddedProvider
+from chartproof.clusters.nodes import node_objects, parse_shape
+from chartproof.kube import wait_for
+
+
+def gpu_deployment(name: str, replicas: int) -> dict:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "default"},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "cuda", "image": "nvidia/cuda:12.4.1-base-ubuntu22.04",
+                                                       "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}},
+    }
+
+
+def running_pods(cluster: Cluster, app: str) -> int:
+    pods = cluster.kubectl.items("pods", namespace="default", selector=f"app={app}")
+    return sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
+
+
+def time_pods(cluster: Cluster, count: int, timeout: float) -> float:
+    started = time.monotonic()
+    cluster.apply(gpu_deployment(f"gpu-{count}", count))
+    wait_for(lambda: running_pods(cluster, f"gpu-{count}") >= count, timeout=timeout, what=f"{count} GPU pods Running",
+             interval=0.25)
+    return time.monotonic() - started
+
+
+def control_plane_rss_mib(name: str) -> dict[str, float]:
+    """Resident memory of the cluster's processes (found by their kwokctl work directory on the command line)."""
+    usage: dict[str, float] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if f"clusters/{name}/" not in cmdline:
+                continue
+            exe = Path(cmdline.split()[0]).name
+            rss = next(int(ln.split()[1]) for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
+                       if ln.startswith("VmRSS:"))
+            usage[exe] = usage.get(exe, 0) + rss / 1024
+        except (OSError, StopIteration, IndexError):
+            continue
+    return usage
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chartproof-bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="cluster starts to take the median of")
+    parser.add_argument("--large-nodes", type=int, default=1000)
+    parser.add_argument("--large-pods", type=int, default=1000)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    args = parser.parse_args(argv)
+
+    provider = EmbeddedProvider()
+    for tool in ("kwokctl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok", "kubectl"):
+        provider.toolchain.path(tool)  # warm cache: what is measured is the cluster, not a build
+    results: dict[str, object] = {"cores": os.cpu_count()}
+
+    starts = []
+    for _ in range(args.repeat):
+        began = time.monotonic()
+        cluster = provider.up(None, "default", owner="bench")
+        starts.append(time.monotonic() - began)
+        provider.down(cluster.name)
+    results["cluster_up_10_nodes_s"] = round(statistics.median(starts), 2)
+    results["cluster_up_runs_s"] = [round(s, 2) for s in starts]
+
+    cluster = provider.up(None, "ml.p5.48xlarge=13,cpu=1", owner="bench")
+    try:
+        results["schedule_100_gpu_pods_s"] = round(time_pods(cluster, 100, timeout=300), 2)
+    finally:
+        provider.down(cluster.name)
+
+    cluster = provider.up(None, "cpu=1", owner="bench")
+    try:
+        began = time.monotonic()
+        nodes = node_objects(parse_shape(f"ml.p5.48xlarge={args.large_nodes}"))
+        for chunk in range(0, len(nodes), 250):
+            cluster.kubectl.apply(nodes[chunk:chunk + 250])
+        wait_for(lambda: sum(1 for n in cluster.nodes() if any(c["type"] == "Ready" and c["status"] == "True"
+                                                                for c in n["status"].get("conditions") or []))
+                 >= args.large_nodes + 1, timeout=900, what=f"{args.large_nodes} nodes Ready", interval=1)
+        results[f"nodes_{args.large_nodes}_ready_s"] = round(time.monotonic() - began, 2)
+        results[f"schedule_{args.large_pods}_gpu_pods_on_{args.large_nodes}_nodes_s"] = round(
+            time_pods(cluster, args.large_pods, timeout=900), 2)
+        results["control_plane_rss_mib"] = {k: round(v) for k, v in sorted(control_plane_rss_mib(cluster.name).items())}
+    finally:
+        provider.down(cluster.name)
+
+    width = max(len(k) for k in results)
+    print("\nChartproof benchmarks (embedded cluster, warm toolchain cache)")
+    for key, value in results.items():
+        print(f"  {key:<{width}}  {value}")
+    goal = results["cluster_up_10_nodes_s"]
+    print(f"\n  goal: 10-node cluster usable in under 10 s -> {'met' if goal < 10 else 'NOT met'} ({goal} s)")
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

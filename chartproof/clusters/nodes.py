@@ -1,0 +1,141 @@
+"""Declarative node profiles (``fixtures/nodes/*.yaml``) and cluster shapes (``--nodes``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from chartproof.errors import UsageError
+from chartproof.paths import FIXTURES
+
+PROFILE_DIR = FIXTURES / "nodes"
+HEALTH_LABEL = "sagemaker.amazonaws.com/node-health-status"
+DHC_LABEL = "sagemaker.amazonaws.com/deep-health-check-status"
+SIMULATED_ANNOTATION = "kwok.x-k8s.io/node"
+ACCELERATORS = ("nvidia.com/gpu", "aws.amazon.com/neuron", "aws.amazon.com/neuroncore", "vpc.amazonaws.com/efa")
+
+
+@dataclass(frozen=True)
+class NodeProfile:
+    name: str
+    labels: dict[str, str]
+    capacity: dict[str, str]
+    taints: list[dict] = field(default_factory=list)
+    hyperpod: bool = False
+    states: dict[str, dict] = field(default_factory=dict)
+
+    def resolved(self, state: str | None) -> tuple[dict[str, str], list[dict]]:
+        labels = dict(self.labels)
+        if self.hyperpod:
+            labels.setdefault(HEALTH_LABEL, "Schedulable")
+            labels.setdefault(DHC_LABEL, "Passed")
+        taints = [dict(t) for t in self.taints]
+        if state:
+            if state not in self.states:
+                known = ", ".join(sorted(self.states)) or "none"
+                raise UsageError(f"node profile {self.name} has no state '{state}' (its states: {known})")
+            labels.update({k: str(v) for k, v in (self.states[state].get("labels") or {}).items()})
+            taints += [dict(t) for t in self.states[state].get("taints") or []]
+        return labels, taints
+
+
+def load_profiles(directory: Path = PROFILE_DIR) -> dict[str, NodeProfile]:
+    profiles = {}
+    for path in sorted(directory.glob("*.yaml")):
+        if path.name == "shapes.yaml":
+            continue
+        data = yaml.safe_load(path.read_text()) or {}
+        profiles[path.stem] = NodeProfile(
+            name=path.stem,
+            labels={k: str(v) for k, v in (data.get("labels") or {}).items()},
+            capacity={k: str(v) for k, v in (data.get("capacity") or {}).items()},
+            taints=list(data.get("taints") or []),
+            hyperpod=bool(data.get("hyperpod")),
+            states=dict(data.get("states") or {}),
+        )
+    return profiles
+
+
+def load_shapes(directory: Path = PROFILE_DIR) -> dict[str, str]:
+    path = directory / "shapes.yaml"
+    return {k: str(v) for k, v in (yaml.safe_load(path.read_text()) or {}).items()} if path.is_file() else {}
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    profile: NodeProfile
+    state: str | None
+    count: int
+
+    @property
+    def label(self) -> str:
+        return self.profile.name + (f":{self.state}" if self.state else "")
+
+
+_ITEM = re.compile(r"^(?P<profile>[A-Za-z0-9][\w.-]*)(?::(?P<state>[\w-]+))?=(?P<count>\d+)$")
+
+
+def parse_shape(spec: str | None, directory: Path = PROFILE_DIR) -> list[NodeGroup]:
+    """``ml.p5.48xlarge=4,cpu=2`` (or a shape name such as ``default``) -> node groups."""
+    shapes = load_shapes(directory)
+    spec = (spec or "default").strip()
+    spec = shapes.get(spec, spec)
+    profiles = load_profiles(directory)
+    groups: list[NodeGroup] = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        match = _ITEM.match(item)
+        if not match:
+            raise UsageError(f"bad --nodes item '{item}': expected PROFILE[:STATE]=COUNT, e.g. ml.p5.48xlarge=4")
+        name = match["profile"]
+        if name not in profiles:
+            raise UsageError(f"unknown node profile '{name}' in --nodes; known: {', '.join(sorted(profiles))}",
+                             hint="or a shape: " + ", ".join(sorted(shapes)) if shapes else None)
+        group = NodeGroup(profiles[name], match["state"], int(match["count"]))
+        group.profile.resolved(group.state)  # validates the state name
+        groups.append(group)
+    if not groups or sum(g.count for g in groups) == 0:
+        raise UsageError("--nodes asks for no nodes")
+    return groups
+
+
+def dns_label(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+
+
+def node_objects(groups: list[NodeGroup], *, simulated: bool = True) -> list[dict]:
+    """Kubernetes Node objects for the groups, named ``<profile>[-<state>]-<n>``."""
+    nodes = []
+    for group in groups:
+        labels, taints = group.profile.resolved(group.state)
+        base = dns_label(group.profile.name + (f"-{group.state}" if group.state else ""))
+        for index in range(group.count):
+            name = f"{base}-{index}"
+            node = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "labels": {
+                        **labels,
+                        "kubernetes.io/hostname": name,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                        "chartproof.dev/profile": dns_label(group.profile.name),
+                        "type": "kwok" if simulated else "kind",
+                    },
+                    "annotations": {"chartproof.dev/profile": group.label},
+                },
+                "spec": {"taints": taints} if taints else {},
+                "status": {"capacity": dict(group.profile.capacity), "allocatable": dict(group.profile.capacity)},
+            }
+            if simulated:
+                node["metadata"]["annotations"][SIMULATED_ANNOTATION] = "fake"
+            nodes.append(node)
+    return nodes
+
+
+def describe_shape(groups: list[NodeGroup]) -> str:
+    return ",".join(f"{g.label}={g.count}" for g in groups)

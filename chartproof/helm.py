@@ -1,0 +1,226 @@
+"""The helm driver: render, lint, install, upgrade, uninstall, with one-line errors and no leaked secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chartproof.charts import ChartCatalog, ChartRef
+from chartproof.errors import BadValuesError, RenderError
+from chartproof.manifest import Manifest
+from chartproof.redaction import REDACTOR, Redactor
+
+MANAGED_LABEL = "app.kubernetes.io/managed-by=chartproof"
+_SET_KEY = re.compile(r"^[A-Za-z0-9_.\[\]\\/-]+$")
+
+
+@dataclass
+class HelmResult:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def error(self) -> str:
+        """helm's own error line (``Error: ...``), without the prefix."""
+        lines = [ln for ln in self.stderr.splitlines() if ln.strip()]
+        for line in lines:
+            if line.startswith("Error: "):
+                return line[len("Error: "):].strip()
+        return lines[-1].strip() if lines else f"exit {self.returncode}"
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def set_args(values: dict[str, Any] | None) -> list[str]:
+    """``{"a.b": True, "c": 3}`` -> ``["--set", "a.b=true", "--set", "c=3"]``; a malformed key is refused."""
+    args: list[str] = []
+    for key, value in (values or {}).items():
+        if not isinstance(key, str) or not key or not _SET_KEY.match(key) or key.startswith(".") or key.endswith(".") or ".." in key:
+            raise BadValuesError(f"bad --set key {key!r}: expected a dotted path such as harmony.gpusPerReplica")
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif value is None:
+            text = "null"
+        else:
+            text = str(value)
+        args += ["--set", f"{key}={text}"]
+    return args
+
+
+def load_values_file(path: Path) -> dict:
+    """Parse a values file so bad input fails with one clear line before helm sees it."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise BadValuesError(f"cannot read values file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise BadValuesError(f"values file {path} is not valid YAML:{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BadValuesError(f"values file {path} must hold a mapping at the top, not a {type(data).__name__}")
+    return data
+
+
+class Helm:
+    def __init__(self, binary: Path, catalog: ChartCatalog, *, workdir: Path, kubeconfig: Path | None = None,
+                 context: str | None = None, redactor: Redactor = REDACTOR):
+        self.binary = Path(binary)
+        self.catalog = catalog
+        self.workdir = Path(workdir)
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.redactor = redactor
+        self._renders: dict[str, Manifest] = {}
+        catalog._pull = self.pull
+
+    def with_cluster(self, kubeconfig: Path, context: str | None) -> Helm:
+        clone = Helm(self.binary, self.catalog, workdir=self.workdir, kubeconfig=kubeconfig, context=context,
+                     redactor=self.redactor)
+        clone._renders = self._renders
+        return clone
+
+    # -- plumbing --------------------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # A private helm home: the run neither reads nor writes the user's repositories and caches.
+        home = self.workdir / "helm-home"
+        env.setdefault("HELM_CACHE_HOME", str(home / "cache"))
+        env.setdefault("HELM_CONFIG_HOME", str(home / "config"))
+        env.setdefault("HELM_DATA_HOME", str(home / "data"))
+        return env
+
+    def run(self, *args: str, check: bool = False, timeout: float = 600) -> HelmResult:
+        cmd = [str(self.binary), *args]
+        if self.kubeconfig and args and args[0] not in ("template", "lint", "package", "dependency", "show", "pull", "version"):
+            cmd += ["--kubeconfig", str(self.kubeconfig)]
+            if self.context:
+                cmd += ["--kube-context", self.context]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env())
+        result = HelmResult(list(args), proc.returncode, proc.stdout, self.redactor(proc.stderr))
+        if check and not result.ok:
+            raise RenderError(self.redactor(result.error))
+        return result
+
+    def values_args(self, values: Any = (), set: dict[str, Any] | None = None) -> list[str]:
+        args: list[str] = []
+        if isinstance(values, (str, Path, dict)):
+            values = [values]
+        for item in values or ():
+            if isinstance(item, dict):
+                self.redactor.add_values(item)
+                args += ["-f", str(self._write_private(item))]
+            else:
+                self.redactor.add_values(load_values_file(Path(item)))
+                args += ["-f", str(Path(item))]
+        for key, value in (set or {}).items():
+            self.redactor.add_values({key.rsplit(".", 1)[-1]: value})
+        return args + set_args(set)
+
+    def _write_private(self, data: dict) -> Path:
+        directory = self.workdir / "values"
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        text = yaml.safe_dump(data, sort_keys=True)
+        path = directory / (hashlib.sha256(text.encode()).hexdigest()[:16] + ".yaml")
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=directory)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        return path
+
+    def chart_dir(self, chart: str | Path) -> Path:
+        return self.catalog.resolve(chart)
+
+    def pull(self, ref: ChartRef, dest: Path) -> None:
+        self.run("pull", ref.location, "--version", ref.version, "--untar", "--untardir", str(dest), check=True)
+
+    # -- operations ------------------------------------------------------------------------------------
+    def template(self, chart: str | Path, values: Any = (), set: dict[str, Any] | None = None, *,
+                 release: str | None = None, namespace: str = "default", kube_version: str | None = None,
+                 args: tuple[str, ...] | list[str] = ()) -> Manifest:
+        directory = self.chart_dir(chart)
+        release = release or _default_release(chart)
+        cmd = ["template", release, str(directory), "--namespace", namespace, *self.values_args(values, set)]
+        if kube_version:
+            cmd += ["--kube-version", kube_version]
+        cmd += list(args)
+        key = json.dumps([cmd, [_digest(p) for p in cmd if p.endswith((".yaml", ".yml"))]])
+        if key in self._renders:
+            return self._renders[key]
+        result = self.run(*cmd)
+        if not result.ok:
+            raise RenderError(self.redactor(result.error))
+        manifest = Manifest(result.stdout)
+        self._renders[key] = manifest
+        return manifest
+
+    def lint(self, chart: str | Path, values: Any = (), set: dict[str, Any] | None = None, *, strict: bool = False,
+             args: tuple[str, ...] | list[str] = ()) -> HelmResult:
+        cmd = ["lint", str(self.chart_dir(chart)), *self.values_args(values, set)]
+        if strict:
+            cmd.append("--strict")
+        return self.run(*cmd, *args)
+
+    def install(self, chart: str | Path, release: str, namespace: str, values: Any = (), set: dict[str, Any] | None = None,
+                *, create_namespace: bool = False, timeout: float = 300, args: tuple[str, ...] | list[str] = ()) -> HelmResult:
+        cmd = ["install", release, str(self.chart_dir(chart)), "--namespace", namespace, *self.values_args(values, set),
+               "--timeout", f"{int(timeout)}s"]
+        if create_namespace:
+            cmd.append("--create-namespace")
+        return self.run(*cmd, *args, timeout=timeout + 60)
+
+    def upgrade(self, chart: str | Path, release: str, namespace: str, values: Any = (), set: dict[str, Any] | None = None,
+                *, reuse_values: bool = False, timeout: float = 300, args: tuple[str, ...] | list[str] = ()) -> HelmResult:
+        cmd = ["upgrade", release, str(self.chart_dir(chart)), "--namespace", namespace, *self.values_args(values, set),
+               "--timeout", f"{int(timeout)}s"]
+        if reuse_values:
+            cmd.append("--reuse-values")
+        return self.run(*cmd, *args, timeout=timeout + 60)
+
+    def uninstall(self, release: str, namespace: str, *, wait: bool = True, timeout: float = 300) -> HelmResult:
+        cmd = ["uninstall", release, "--namespace", namespace, "--timeout", f"{int(timeout)}s"]
+        if wait:
+            cmd.append("--wait")
+        return self.run(*cmd, timeout=timeout + 60)
+
+    def get_manifest(self, release: str, namespace: str) -> Manifest:
+        return Manifest(self.run("get", "manifest", release, "--namespace", namespace, check=True).stdout)
+
+    def releases(self, namespace: str | None = None) -> list[dict]:
+        cmd = ["list", "--output", "json", "--all"]
+        cmd += ["--namespace", namespace] if namespace else ["--all-namespaces"]
+        return json.loads(self.run(*cmd, check=True).stdout or "[]")
+
+
+def _default_release(chart: str | Path) -> str:
+    name = Path(str(chart)).name
+    return {"hyperpod": "dependencies"}.get(name, name)
+
+
+def _digest(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""

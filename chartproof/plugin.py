@@ -1,0 +1,360 @@
+"""The pytest face of Chartproof: options, fixtures, markers, teardown and the run report.
+
+Fixtures (see docs/writing-suites.md): ``helm``, ``render``, ``charts``, ``cluster``, ``namespace``,
+``install_chart``. Setup happens when a test first asks for it; the controller process removes the
+cluster and everything the run created at the end, on failures and on Ctrl-C as well.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chartproof import diagnostics
+from chartproof.errors import ChartproofError, ProviderUnavailableError, RenderError
+from chartproof.helm import Helm
+from chartproof.kube import MANAGED_BY
+from chartproof.manifest import Manifest
+from chartproof.reports import ReportWriter
+from chartproof.run import RUN_LABEL, Run, RunOptions
+from chartproof.waiters import WORKLOAD_KINDS
+
+CLUSTER_FIXTURES = {"cluster", "namespace", "install_chart"}
+_RUN_KEY = pytest.StashKey[Run]()
+_REPORT_KEY = pytest.StashKey[ReportWriter]()
+_CONFIG_ERROR_KEY = pytest.StashKey[ChartproofError]()
+_report_writer: ReportWriter | None = None  # the controller's; workers' reports reach it through xdist
+
+
+# -- options ----------------------------------------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chartproof", "Chartproof: charts and clusters under test")
+    group.addoption("--cluster", default=os.environ.get("CHARTPROOF_CLUSTER", "embedded"),
+                    help="embedded (default: real control plane, simulated GPU nodes), kind (needs Docker), "
+                         "or existing (a kubeconfig context)")
+    group.addoption("--nodes", default=None,
+                    help="cluster shape, PROFILE[:STATE]=COUNT,... or a shape name from fixtures/nodes/shapes.yaml")
+    group.addoption("--kube-context", default=None, help="context of --cluster existing")
+    group.addoption("--kubeconfig", dest="chartproof_kubeconfig", default=None,
+                    help="kubeconfig of --cluster existing (default: $KUBECONFIG or ~/.kube/config)")
+    group.addoption("--keep-cluster", action="store_true", help="keep the cluster after the run, for debugging")
+    group.addoption("--chart", action="append", default=[], metavar="NAME=REF",
+                    help="the build of a chart to test: a directory, a .tgz, or oci://REF@VERSION "
+                         "(names: adaptive, monitoring, hyperpod)")
+    group.addoption("--tool", action="append", default=[], metavar="TOOL=PATH",
+                    help="use this binary instead of the pinned one (also CHARTPROOF_<TOOL>=PATH)")
+    group.addoption("--report-dir", default=None, help="where run reports go (default: reports/)")
+
+
+def _options(config: pytest.Config) -> RunOptions:
+    report_dir = config.getoption("--report-dir") or str(Path(config.rootpath) / "reports")
+    return RunOptions(
+        cluster=config.getoption("--cluster"),
+        nodes=config.getoption("--nodes"),
+        kube_context=config.getoption("--kube-context"),
+        kubeconfig=config.getoption("chartproof_kubeconfig"),
+        keep_cluster=config.getoption("--keep-cluster"),
+        charts=RunOptions.parse_pairs(config.getoption("--chart"), "--chart"),
+        tools=RunOptions.parse_pairs(config.getoption("--tool"), "--tool"),
+        report_dir=report_dir,
+    )
+
+
+def _fail_fast(err: ChartproofError) -> None:
+    pytest.exit(err.one_line(), returncode=err.exit_code)
+
+
+# -- configuration and the run -----------------------------------------------------------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cluster: needs a Kubernetes cluster (deselect with -m 'not cluster')")
+    config.addinivalue_line("markers", "real_cluster(reason): needs real nodes, GPUs or cloud services; "
+                                       "skipped on simulated clusters")
+    config.addinivalue_line("markers", "exclusive(name): never runs at the same time as another test holding the same name")
+    workerinput = getattr(config, "workerinput", None)
+    try:
+        options = _options(config)
+        if workerinput is not None and "chartproof_run_id" in workerinput:
+            run = Run(options, run_id=workerinput["chartproof_run_id"], run_dir=Path(workerinput["chartproof_run_dir"]),
+                      controller_pid=workerinput["chartproof_controller_pid"], is_controller=False)
+        else:
+            run = Run(options)
+    except ChartproofError as err:
+        config.stash[_CONFIG_ERROR_KEY] = err  # reported by pytest_sessionstart: pytest.exit here is an INTERNALERROR
+        return
+    if run.is_controller:
+        config.stash[_REPORT_KEY] = ReportWriter(run.report_dir)
+        global _report_writer
+        _report_writer = config.stash[_REPORT_KEY]
+        _install_signal_handlers()
+    config.stash[_RUN_KEY] = run
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(run), "chartproof-xdist")
+
+
+class _XdistHooks:
+    def __init__(self, run: Run):
+        self.run = run
+
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput["chartproof_run_id"] = self.run.run_id
+        node.workerinput["chartproof_run_dir"] = str(self.run.run_dir)
+        node.workerinput["chartproof_controller_pid"] = self.run.controller_pid
+
+
+def _install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP end the run like Ctrl-C does: teardown still runs."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            signal.signal(sig, interrupt)
+        except (ValueError, OSError):
+            pass
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    error = session.config.stash.get(_CONFIG_ERROR_KEY, None)
+    if error is not None:
+        _fail_fast(error)
+    run = session.config.stash[_RUN_KEY]
+    if run.is_controller:
+        try:
+            run.validate()
+        except ChartproofError as err:
+            _fail_fast(err)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.cluster)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("real_cluster")
+    if marker is not None:
+        run = item.config.stash[_RUN_KEY]
+        reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "needs a real cluster")
+        if run.options.cluster in ("embedded", "kind"):
+            pytest.skip(f"needs a real GPU cluster ({run.options.cluster} is simulated): {reason}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    report = yield
+    setattr(item, f"chartproof_rep_{report.when}", report)
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    writer = _report_writer
+    if writer is not None:
+        writer.add(report)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    run = session.config.stash.get(_RUN_KEY, None)
+    if run is None or not run.is_controller:
+        return
+    notes: list[str] = []
+    cluster_info = run.cluster_info()
+    try:
+        notes = run.finish()
+    except ChartproofError as err:
+        notes.append(err.one_line())
+    writer = session.config.stash.get(_REPORT_KEY, None)
+    if writer is not None and (writer.results or cluster_info):
+        try:
+            charts = run.catalog.describe()
+        except Exception:  # noqa: BLE001
+            charts = []
+        path = writer.write(run_id=run.run_id, options=vars(run.options), charts=charts, cluster=cluster_info, notes=notes)
+        session.config._chartproof_report = path  # type: ignore[attr-defined]
+    for note in notes:
+        print(f"\nchartproof: {note}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    path = getattr(config, "_chartproof_report", None)
+    if path:
+        terminalreporter.write_line(f"chartproof report: {path}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _report_writer
+    _report_writer = None
+
+
+# -- fixtures -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def chartproof_run(pytestconfig: pytest.Config) -> Run:
+    return pytestconfig.stash[_RUN_KEY]
+
+
+@pytest.fixture(scope="session")
+def helm(chartproof_run: Run) -> Helm:
+    """The pinned helm; once a test asked for the cluster it also talks to that cluster."""
+    try:
+        return chartproof_run.helm
+    except ChartproofError as err:
+        _fail_fast(err)
+
+
+@pytest.fixture(scope="session")
+def charts(chartproof_run: Run):
+    return chartproof_run.catalog
+
+
+class Renderer:
+    """``render(chart, values, set, ...)`` -> Manifest; ``render.error(...)`` -> helm's refusal message."""
+
+    def __init__(self, helm: Helm):
+        self.helm = helm
+
+    def __call__(self, chart: str | Path, values: Any = (), set: dict | None = None, **kwargs) -> Manifest:
+        return self.helm.template(chart, values, set, **kwargs)
+
+    def error(self, chart: str | Path, values: Any = (), set: dict | None = None, **kwargs) -> str:
+        try:
+            manifest = self.helm.template(chart, values, set, **kwargs)
+        except RenderError as err:
+            return err.message
+        raise AssertionError(f"expected helm to refuse this render, but it rendered {len(manifest)} objects")
+
+
+@pytest.fixture
+def render(helm: Helm) -> Renderer:
+    return Renderer(helm)
+
+
+@pytest.fixture(scope="session")
+def cluster(chartproof_run: Run):
+    try:
+        return chartproof_run.cluster()
+    except ProviderUnavailableError as err:
+        pytest.skip(err.message)
+    except ChartproofError as err:
+        _fail_fast(err)
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    node = request.node
+    return any(getattr(getattr(node, f"chartproof_rep_{when}", None), "failed", False) for when in ("setup", "call"))
+
+
+def _diagnostics_dir(run: Run, request: pytest.FixtureRequest, namespace: str) -> Path:
+    safe = re.sub(r"[^\w.-]+", "_", request.node.nodeid)[-120:]
+    return run.report_dir / "diagnostics" / safe / namespace
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, cluster, chartproof_run: Run):
+    """A fresh namespace for this test, labelled as ours; diagnostics are collected if the test failed."""
+    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"cp-{base}-{secrets.token_hex(2)}"
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": {"name": name, "labels": {**MANAGED_BY, RUN_LABEL: chartproof_run.run_id}}})
+    chartproof_run.note("namespace", namespace=name)
+    yield name
+    if _failed(request):
+        summary = diagnostics.collect(cluster.kubectl, name, _diagnostics_dir(chartproof_run, request, name),
+                                      helm=chartproof_run.helm)
+        request.node.add_report_section("teardown", "chartproof diagnostics", summary)
+    cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+class Release:
+    """A release a test installed; uninstalled when the test ends."""
+
+    def __init__(self, helm: Helm, cluster, chart, name: str, namespace: str):
+        self.helm = helm
+        self.cluster = cluster
+        self.chart = chart
+        self.name = name
+        self.namespace = namespace
+        self.installed = True
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.helm.get_manifest(self.name, self.namespace)
+
+    def workloads(self) -> list[tuple[str, str, str | None]]:
+        return [(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace") or self.namespace)
+                for o in self.manifest if o.get("kind") in WORKLOAD_KINDS]
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        self.cluster.wait_ready(objects=self.workloads(), timeout=timeout)
+
+    def upgrade(self, values: Any = (), set: dict | None = None, *, reuse_values: bool = False, wait: bool = True,
+                timeout: float = 300):
+        result = self.helm.upgrade(self.chart, self.name, self.namespace, values, set, reuse_values=reuse_values,
+                                   timeout=timeout)
+        if not result.ok:
+            raise RenderError(result.error)
+        if wait:
+            self.wait_ready(timeout)
+        return result
+
+    def uninstall(self, timeout: float = 300) -> None:
+        if not self.installed:
+            return
+        result = self.helm.uninstall(self.name, self.namespace, wait=True, timeout=timeout)
+        if not result.ok and "not found" not in result.error:
+            raise RenderError(result.error)
+        self.installed = False
+
+
+@pytest.fixture
+def install_chart(request: pytest.FixtureRequest, cluster, chartproof_run: Run, helm: Helm):
+    """``install_chart(chart, values, set, release=, namespace=, wait=, timeout=)`` -> Release."""
+    releases: list[Release] = []
+
+    def install(chart, values: Any = (), set: dict | None = None, *, release: str | None = None,
+                namespace: str | None = None, wait: bool = True, timeout: float = 300,
+                args: tuple[str, ...] = ()) -> Release:
+        ns = namespace or request.getfixturevalue("namespace")
+        name = release or Path(str(chart)).name.replace("hyperpod", "dependencies")
+        chartproof_run.note("installing", release=name, namespace=ns)
+        result = helm.install(chart, name, ns, values, set, timeout=timeout, args=args)
+        if not result.ok:
+            # A failed install can still leave a release record: make sure nothing stays behind.
+            if any(r.get("name") == name for r in helm.releases(ns)):
+                helm.uninstall(name, ns, wait=True)
+            raise RenderError(result.error)
+        chartproof_run.note("installed", release=name, namespace=ns)
+        rel = Release(helm, cluster, chart, name, ns)
+        releases.append(rel)
+        if wait:
+            rel.wait_ready(timeout)
+        return rel
+
+    yield install
+    failed = _failed(request)
+    for rel in reversed(releases):
+        if failed:
+            summary = diagnostics.collect(cluster.kubectl, rel.namespace,
+                                          _diagnostics_dir(chartproof_run, request, rel.namespace),
+                                          helm=helm, releases=[(rel.name, rel.namespace)])
+            request.node.add_report_section("teardown", f"chartproof diagnostics ({rel.name})", summary)
+        rel.uninstall()
+        chartproof_run.note("uninstalled", release=rel.name, namespace=rel.namespace)
+
+
+@pytest.fixture(autouse=True)
+def _exclusive(request: pytest.FixtureRequest):
+    marker = request.node.get_closest_marker("exclusive")
+    if marker is None:
+        yield
+        return
+    run = request.config.stash[_RUN_KEY]
+    with run.lock(f"exclusive-{marker.args[0] if marker.args else 'default'}"):
+        yield

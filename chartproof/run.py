@@ -1,0 +1,207 @@
+"""One test run: its options, its private work directory, and the cluster it brings up lazily and shares
+with every pytest-xdist worker (the first worker that needs it starts it under a file lock; the
+controller process tears it down at the very end, on failure and on Ctrl-C too)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from chartproof.charts import ChartCatalog
+from chartproof.clusters import Cluster, ClusterRecord, provider_for
+from chartproof.clusters.existing import detect_simulated
+from chartproof.errors import ChartproofError, UsageError
+from chartproof.helm import Helm
+from chartproof.kube import KubectlError
+from chartproof.paths import REPORTS
+from chartproof.redaction import REDACTOR
+from chartproof.toolchain import Toolchain
+
+RUN_LABEL = "chartproof.dev/run"
+
+
+@dataclass
+class RunOptions:
+    cluster: str = "embedded"
+    nodes: str | None = None
+    kube_context: str | None = None
+    kubeconfig: str | None = None
+    keep_cluster: bool = False
+    charts: dict[str, str] = field(default_factory=dict)
+    tools: dict[str, str] = field(default_factory=dict)
+    report_dir: str = str(REPORTS)
+
+    @staticmethod
+    def parse_pairs(items: list[str] | None, what: str) -> dict[str, str]:
+        pairs = {}
+        for item in items or []:
+            name, sep, value = item.partition("=")
+            if not sep or not name or not value:
+                raise UsageError(f"bad {what} '{item}': expected NAME=VALUE")
+            pairs[name.strip()] = value.strip()
+        return pairs
+
+
+class Run:
+    def __init__(self, options: RunOptions, *, run_id: str | None = None, run_dir: Path | None = None,
+                 controller_pid: int | None = None, is_controller: bool = True):
+        self.options = options
+        self.run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+        self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix=f"chartproof-{self.run_id}-"))
+        self.controller_pid = controller_pid or os.getpid()
+        self.is_controller = is_controller
+        self.report_dir = Path(options.report_dir) / self.run_id
+        self.toolchain = Toolchain(explicit=options.tools)
+        proc_dir = self.run_dir / f"proc-{os.getpid()}"
+        self.catalog = ChartCatalog(options.charts, workdir=proc_dir)
+        self._helm: Helm | None = None
+        self._cluster: Cluster | None = None
+        self.redactor = REDACTOR
+
+    # -- validation (before any test) -------------------------------------------------------------------
+    def validate(self) -> None:
+        """Fail fast, in one line, on bad options: unknown chart, bad --nodes, wrong context, unreachable cluster."""
+        from chartproof.clusters.nodes import parse_shape
+
+        for name in self.catalog.refs:
+            self.catalog.ref(name)
+        if self.options.cluster not in ("embedded", "kind", "existing"):
+            raise UsageError(f"unknown --cluster '{self.options.cluster}'; choose embedded, kind or existing")
+        if self.options.cluster == "existing":
+            if self.options.nodes:
+                raise UsageError("--nodes does not apply to --cluster existing")
+            self.provider().up(None, None)  # context exists and answers, or exit now
+        elif self.options.nodes:
+            parse_shape(self.options.nodes)
+
+    # -- engine parts ----------------------------------------------------------------------------------
+    @property
+    def helm(self) -> Helm:
+        if self._helm is None:
+            self._helm = Helm(self.toolchain.path("helm"), self.catalog, workdir=self.run_dir / f"proc-{os.getpid()}")
+        return self._helm
+
+    def provider(self):
+        return provider_for(self.options.cluster, toolchain=self.toolchain,
+                            kubeconfig=self.options.kubeconfig, context=self.options.kube_context)
+
+    @contextmanager
+    def lock(self, name: str):
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / f"{name}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @property
+    def cluster_state(self) -> Path:
+        return self.run_dir / "cluster.json"
+
+    def cluster(self) -> Cluster:
+        """The run's cluster, started on first use. Raises ProviderUnavailableError where it cannot run."""
+        if self._cluster is not None:
+            return self._cluster
+        provider = self.provider()
+        reason = provider.unavailable()
+        if reason:
+            from chartproof.errors import ProviderUnavailableError
+            raise ProviderUnavailableError(reason)
+        with self.lock("cluster"):
+            if self.cluster_state.is_file():
+                data = json.loads(self.cluster_state.read_text())
+                if "error" in data:
+                    raise ChartproofError(f"the run's cluster could not be started: {data['error']}")
+                cluster = provider.attach(ClusterRecord(**data["record"]))
+            else:
+                try:
+                    cluster = provider.up(None, self.options.nodes, owner=self.run_id, keep=self.options.keep_cluster)
+                except ChartproofError as exc:
+                    self.cluster_state.write_text(json.dumps({"error": exc.one_line()}))
+                    raise
+                record = cluster.record or ClusterRecord(name=cluster.name, provider=provider.name,
+                                                         kubeconfig=str(cluster.kubeconfig), owner=self.run_id, keep=True)
+                record.owner_pid = self.controller_pid
+                if cluster.record is not None:
+                    record.save()
+                info = cluster.describe()
+                if provider.name == "existing":
+                    info["simulated"] = cluster.simulated = detect_simulated(cluster)
+                self.cluster_state.write_text(json.dumps({"record": asdict(record), "info": info}, indent=2))
+        if provider.name == "existing":
+            cluster.simulated = json.loads(self.cluster_state.read_text())["info"].get("simulated", False)
+        self._cluster = cluster
+        self.helm.kubeconfig = cluster.kubeconfig
+        self.helm.context = cluster.context
+        return cluster
+
+    def cluster_info(self) -> dict | None:
+        if self.cluster_state.is_file():
+            data = json.loads(self.cluster_state.read_text())
+            return data.get("info") or {"error": data.get("error")}
+        return None
+
+    # -- bookkeeping of what the run created ----------------------------------------------------------
+    def note(self, what: str, **fields) -> None:
+        with self.lock("ledger"), open(self.run_dir / "ledger.jsonl", "a") as fh:
+            fh.write(json.dumps({"what": what, **fields}) + "\n")
+
+    def ledger(self) -> list[dict]:
+        path = self.run_dir / "ledger.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+    def open_releases(self) -> list[tuple[str, str]]:
+        open_: dict[tuple[str, str], bool] = {}
+        for entry in self.ledger():
+            key = (entry.get("release", ""), entry.get("namespace", ""))
+            if entry["what"] == "installed":
+                open_[key] = True
+            elif entry["what"] == "uninstalled":
+                open_.pop(key, None)
+        return list(open_)
+
+    # -- the end -----------------------------------------------------------------------------------------
+    def finish(self) -> list[str]:
+        """Controller only: remove what the run left, then the cluster (unless kept). Returns notes."""
+        notes: list[str] = []
+        if not self.cluster_state.is_file():
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            return notes
+        data = json.loads(self.cluster_state.read_text())
+        if "record" not in data:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            return notes
+        record = ClusterRecord(**data["record"])
+        provider = self.provider()
+        try:
+            if record.provider == "existing" or self.options.keep_cluster:
+                cluster = self.cluster()
+                notes += self._clean_leftovers(cluster)
+            if self.options.keep_cluster and record.provider != "existing":
+                notes.append(f"cluster {record.name} kept: KUBECONFIG={record.kubeconfig} "
+                             f"(remove it with: chartproof cluster down {record.name})")
+            elif record.provider != "existing":
+                provider.down(record.name)
+        finally:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        return notes
+
+    def _clean_leftovers(self, cluster: Cluster) -> list[str]:
+        notes = []
+        for release, namespace in self.open_releases():
+            self.helm.uninstall(release, namespace, wait=True, timeout=120)
+            notes.append(f"uninstalled leftover release {release} in {namespace}")
+        try:
+            cluster.kubectl("delete", "namespace", "-l", f"{RUN_LABEL}={self.run_id}", "--wait=true", "--timeout=120s")
+        except KubectlError as exc:
+            notes.append(f"could not delete the run's namespaces: {exc}")
+        return notes

@@ -1,0 +1,84 @@
+"""Readiness of workloads, claims and pods, and waiting for it with a useful explanation on timeout."""
+
+from __future__ import annotations
+
+from chartproof.kube import Kubectl, wait_for
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
+
+
+def workload_ready(obj: dict) -> tuple[bool, str]:
+    """Whether a Deployment, StatefulSet, DaemonSet, Job, PVC or Pod is ready, and a one-line why-not."""
+    kind = obj.get("kind")
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    meta = obj.get("metadata") or {}
+    generation_seen = status.get("observedGeneration", 0) >= meta.get("generation", 0)
+    if kind == "Deployment":
+        want = spec.get("replicas", 1)
+        ready = status.get("readyReplicas", 0)
+        updated = status.get("updatedReplicas", 0)
+        ok = generation_seen and ready >= want and updated >= want and status.get("replicas", 0) == want
+        return ok, f"{ready}/{want} ready, {updated} updated"
+    if kind == "StatefulSet":
+        want = spec.get("replicas", 1)
+        ready = status.get("readyReplicas", 0)
+        ok = generation_seen and ready >= want and status.get("updatedReplicas", want) >= want
+        return ok, f"{ready}/{want} ready"
+    if kind == "DaemonSet":
+        want = status.get("desiredNumberScheduled", 0)
+        ready = status.get("numberReady", 0)
+        ok = generation_seen and ready == want and status.get("updatedNumberScheduled", 0) == want
+        return ok, f"{ready}/{want} ready on their nodes"
+    if kind == "Job":
+        want = spec.get("completions", 1) or 1
+        done = status.get("succeeded", 0)
+        return done >= want, f"{done}/{want} completions"
+    if kind == "PersistentVolumeClaim":
+        phase = status.get("phase", "Pending")
+        return phase == "Bound", phase
+    if kind == "Pod":
+        phase = status.get("phase", "Pending")
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        return phase == "Succeeded" or (phase == "Running" and ready), phase
+    return True, "no readiness notion"
+
+
+def pending_reasons(kubectl: Kubectl, namespace: str | None) -> list[str]:
+    """For each unscheduled pod, the scheduler's own message (e.g. ``Insufficient nvidia.com/gpu``)."""
+    reasons = []
+    for pod in kubectl.items("pods", namespace=namespace, all_namespaces=namespace is None):
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                reasons.append(f"pod {pod['metadata']['name']}: {cond.get('message') or cond.get('reason')}")
+    return reasons
+
+
+def wait_ready(kubectl: Kubectl, *, namespace: str | None = None, objects: list[tuple[str, str, str | None]] | None = None,
+               timeout: float = 180) -> None:
+    """Wait until the given (kind, name, namespace) objects, or every workload of ``namespace``, are ready."""
+
+    def targets() -> list[dict]:
+        if objects is not None:
+            return [kubectl.get_json(kind, name, namespace=ns) for kind, name, ns in objects]
+        found = []
+        for kind in WORKLOAD_KINDS:
+            found += [dict(item, kind=kind) for item in kubectl.items(kind.lower() + "s", namespace=namespace)]
+        return found
+
+    def unready() -> list[str]:
+        out = []
+        for obj in targets():
+            ok, why = workload_ready(obj)
+            if not ok:
+                meta = obj["metadata"]
+                where = f" in {meta['namespace']}" if meta.get("namespace") and meta.get("namespace") != namespace else ""
+                out.append(f"{obj['kind']} {meta['name']}{where}: {why}")
+        return out
+
+    def explain() -> str:
+        items = unready()
+        items += pending_reasons(kubectl, namespace)[:5]
+        return "; ".join(items) or "everything became ready at the last moment"
+
+    what = f"readiness of {len(objects)} objects" if objects is not None else f"readiness of namespace {namespace}"
+    wait_for(lambda: not unready(), timeout=timeout, what=what, explain=explain, interval=0.5)

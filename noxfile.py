@@ -1,0 +1,67 @@
+"""Sessions: `tests` (the engine's own tests), `lint` (ruff + helm lint), `conformance` (the main job:
+the suites against the charts, on the embedded cluster by default), `bench` (speed goals).
+
+Extra pytest arguments go after `--`, e.g. `nox -s conformance -- --cluster existing --kube-context prod -k hyperpod`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "tests", "conformance"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_external_run = True
+
+PYTHON = "3.11"
+CHARTS = ["charts/adaptive", "charts/monitoring", "charts/hyperpod"]
+
+
+def _install(session: nox.Session, *extra: str) -> None:
+    session.install("-e", ".[parallel]", *extra)
+
+
+def _toolchain(session: nox.Session) -> None:
+    """Obtain every pinned binary first, with progress (a cold cache builds them from their Go modules)."""
+    session.run("chartproof", "toolchain", "install")
+
+
+def _workers() -> list[str]:
+    workers = os.environ.get("CHARTPROOF_WORKERS", "")
+    return ["-n", workers] if workers and workers != "0" else []
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The engine's own tests: toolchain, providers, helm driver, plugin, CLI errors."""
+    _install(session)
+    _toolchain(session)
+    session.run("pytest", "tests", *_workers(), *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff on the Python, `helm lint --strict` on every chart."""
+    _install(session, "ruff")
+    session.run("ruff", "check", "chartproof", "tests", "suites", "noxfile.py", "conftest.py")
+    helm = session.run("chartproof", "toolchain", "path", "helm", silent=True).strip()
+    for chart in CHARTS:
+        if os.path.isdir(chart):
+            session.run(helm, "lint", "--strict", chart, external=True)
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """The main job: every promise in suites/, against charts/ (or --chart NAME=REF), embedded cluster by default."""
+    _install(session)
+    _toolchain(session)
+    session.run("pytest", "suites", *_workers(), *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Speed goals: cluster start, scheduling 100 GPU pods, 1,000 nodes with 1,000 pods."""
+    _install(session)
+    _toolchain(session)
+    session.run("python", "-m", "chartproof.bench", *session.posargs)

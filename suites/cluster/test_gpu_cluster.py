@@ -1,0 +1,151 @@
+"""Promises of the test cluster itself: GPUs are scheduled by the real scheduler, claims bind, workloads
+finish, namespaces go away. They hold on the embedded cluster (simulated nodes) and on kind."""
+
+from __future__ import annotations
+
+import pytest
+
+from chartproof.kube import KubectlError
+
+
+def gpu_pod(name: str, gpus: int, **spec) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "cuda", "image": "nvidia/cuda:12.4.1-base-ubuntu22.04",
+                                 "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}], **spec},
+    }
+
+
+def pod(cluster, namespace, name):
+    return cluster.get_json("pod", name, namespace=namespace)
+
+
+def test_pod_asking_for_8_gpus_runs_on_an_8_gpu_node(cluster, namespace):
+    cluster.apply(gpu_pod("eight", 8), namespace=namespace)
+    cluster.wait_ready(objects=[("Pod", "eight", namespace)], timeout=60)
+    node = cluster.get_json("node", pod(cluster, namespace, "eight")["spec"]["nodeName"])
+    assert node["status"]["allocatable"]["nvidia.com/gpu"] == "8"
+    assert node["metadata"]["labels"]["node.kubernetes.io/instance-type"] == "ml.p5.48xlarge"
+
+
+def test_pod_asking_for_9_gpus_stays_pending_with_the_schedulers_reason(cluster, namespace):
+    cluster.apply(gpu_pod("nine", 9), namespace=namespace)
+
+    def unschedulable():
+        conds = pod(cluster, namespace, "nine").get("status", {}).get("conditions") or []
+        return next((c for c in conds if c["type"] == "PodScheduled" and c["status"] == "False"), None)
+
+    cond = cluster.wait_for(unschedulable, timeout=60, what="the scheduler's verdict")
+    assert cond["reason"] == "Unschedulable"
+    assert "Insufficient nvidia.com/gpu" in cond["message"]
+    assert pod(cluster, namespace, "nine")["status"]["phase"] == "Pending"
+
+
+def test_deployment_replicas_spread_over_gpu_nodes(cluster, namespace):
+    replicas = 3
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "trainer"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "trainer"}},
+            "template": {"metadata": {"labels": {"app": "trainer"}},
+                         "spec": gpu_pod("x", 8)["spec"]},
+        },
+    }
+    cluster.apply(deployment, namespace=namespace)
+    cluster.wait_ready(objects=[("Deployment", "trainer", namespace)], timeout=90)
+    pods = cluster.kubectl.items("pods", namespace=namespace, selector="app=trainer")
+    nodes = {p["spec"]["nodeName"] for p in pods}
+    assert len(pods) == replicas
+    assert len(nodes) == replicas, f"8-GPU replicas must land on distinct 8-GPU nodes, got {nodes}"
+    for name in nodes:
+        assert cluster.get_json("node", name)["status"]["allocatable"]["nvidia.com/gpu"] == "8"
+
+
+def test_pod_without_toleration_avoids_node_under_deep_health_check(cluster, namespace):
+    selector = {"sagemaker.amazonaws.com/deep-health-check-status": "InProgress"}
+    if not cluster.kubectl.items("nodes", selector="sagemaker.amazonaws.com/deep-health-check-status=InProgress"):
+        pytest.skip("this cluster shape has no node under a deep health check")
+    cluster.apply(gpu_pod("blocked", 1, nodeSelector=selector), namespace=namespace)
+    tolerant = gpu_pod("tolerant", 1, nodeSelector=selector, tolerations=[
+        {"key": "sagemaker.amazonaws.com/node-health-status", "operator": "Equal", "value": "Unschedulable",
+         "effect": "NoSchedule"}])
+    cluster.apply(tolerant, namespace=namespace)
+    cluster.wait_ready(objects=[("Pod", "tolerant", namespace)], timeout=60)
+    cond = cluster.wait_for(
+        lambda: next((c for c in pod(cluster, namespace, "blocked").get("status", {}).get("conditions") or []
+                      if c["type"] == "PodScheduled" and c["status"] == "False"), None),
+        timeout=60, what="the scheduler's verdict on the intolerant pod")
+    assert "untolerated taint" in cond["message"]
+
+
+def test_neuron_pod_runs_on_a_neuron_node(cluster, namespace):
+    if not cluster.kubectl.items("nodes", selector="aws.amazon.com/neuron.present=true"):
+        pytest.skip("this cluster shape has no Neuron node")
+    neuron = gpu_pod("neuron", 0)
+    neuron["spec"]["containers"][0]["resources"] = {"limits": {"aws.amazon.com/neuron": "16"}}
+    cluster.apply(neuron, namespace=namespace)
+    cluster.wait_ready(objects=[("Pod", "neuron", namespace)], timeout=60)
+    node = cluster.get_json("node", pod(cluster, namespace, "neuron")["spec"]["nodeName"])
+    assert node["metadata"]["labels"]["node.kubernetes.io/instance-type"] == "ml.trn1.32xlarge"
+
+
+@pytest.mark.parametrize("storage_class", ["gp3", "standard"])
+def test_claim_binds_to_a_volume_of_its_class_and_size(cluster, namespace, storage_class):
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+             "spec": {"storageClassName": storage_class, "accessModes": ["ReadWriteOnce"],
+                      "resources": {"requests": {"storage": "7Gi"}}}}
+    consumer = gpu_pod("consumer", 0)
+    consumer["spec"]["containers"][0]["resources"] = {}
+    consumer["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
+    cluster.apply([claim, consumer], namespace=namespace)
+    cluster.wait_ready(objects=[("PersistentVolumeClaim", "data", namespace), ("Pod", "consumer", namespace)], timeout=60)
+    bound = cluster.get_json("pvc", "data", namespace=namespace)
+    volume = cluster.get_json("pv", bound["spec"]["volumeName"])
+    assert volume["spec"]["storageClassName"] == storage_class
+    assert volume["spec"]["capacity"]["storage"] == "7Gi"
+    assert volume["spec"]["claimRef"]["name"] == "data"
+
+
+def test_job_completes(cluster, namespace):
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+           "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                          "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}}}}
+    cluster.apply(job, namespace=namespace)
+    cluster.wait_ready(objects=[("Job", "once", namespace)], timeout=60)
+    assert cluster.get_json("job", "once", namespace=namespace)["status"]["succeeded"] == 1
+
+
+def test_helm_test_hook_pod_completes(cluster, namespace, helm, tmp_path):
+    chart = tmp_path / "probe"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: probe\nversion: 0.1.0\n")
+    (chart / "templates" / "test.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: probe-test\n  annotations:\n    helm.sh/hook: test\n"
+        "spec:\n  restartPolicy: Never\n  containers:\n  - name: t\n    image: busybox\n    command: [\"true\"]\n")
+    assert helm.install(chart, "probe", namespace).ok
+    try:
+        result = helm.run("test", "probe", "--namespace", namespace, "--timeout", "60s")
+        assert result.ok, result.error
+        assert "Phase:          Succeeded" in result.stdout or "Succeeded" in result.stdout
+    finally:
+        helm.uninstall("probe", namespace)
+
+
+def test_namespace_with_workloads_terminates(cluster, chartproof_run):
+    name = "cp-terminates-" + chartproof_run.run_id[-4:]
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "chartproof",
+                                                         "chartproof.dev/run": chartproof_run.run_id}}})
+    cluster.apply(gpu_pod("busy", 1), namespace=name)
+    cluster.wait_ready(objects=[("Pod", "busy", name)], timeout=60)
+    cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+    def gone():
+        try:
+            cluster.get_json("namespace", name)
+        except KubectlError as exc:
+            return exc.not_found
+        return False
+
+    cluster.wait_for(gone, timeout=90, what=f"namespace {name} to terminate")

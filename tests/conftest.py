@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "chartproof", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=REPO)
+
+
+def run_pytest(tmp_path: Path, test_source: str, *args: str, env: dict | None = None,
+               timeout: float = 600) -> subprocess.CompletedProcess:
+    """An inner pytest session with the Chartproof plugin, in its own directory."""
+    (tmp_path / "test_inner.py").write_text(test_source)
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path),
+                           "--report-dir", str(tmp_path / "reports"), str(tmp_path / "test_inner.py"), *args],
+                          capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout,
+                          cwd=tmp_path)
+
+
+@pytest.fixture
+def tiny_chart(tmp_path: Path) -> Path:
+    """A minimal chart with a Secret fed from values and one Deployment."""
+    chart = tmp_path / "tiny"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: tiny\nversion: 0.1.0\nappVersion: \"1.0\"\n")
+    (chart / "values.yaml").write_text("replicas: 1\npassword: \"\"\n")
+    (chart / "templates" / "all.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-secret\n"
+        "stringData:\n  password: {{ required \"password is required\" .Values.password | quote }}\n---\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n"
+        "  replicas: {{ .Values.replicas }}\n  selector:\n    matchLabels: {app: tiny}\n  template:\n"
+        "    metadata:\n      labels: {app: tiny}\n    spec:\n      containers:\n      - name: app\n"
+        "        image: busybox\n")
+    return chart

@@ -1,0 +1,104 @@
+"""The command line: clusters up/down/list, one-line errors with distinct exit codes, Ctrl-C leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from chartproof.clusters.base import ClusterRecord
+from chartproof.errors import EXIT_CODES
+from tests.conftest import REPO, run_cli
+
+
+def test_exit_codes_are_distinct():
+    assert len(set(EXIT_CODES.values())) == len(EXIT_CODES)
+
+
+@pytest.mark.parametrize("args, code, text", [
+    (["toolchain", "path", "helmx"], 7, "unknown tool 'helmx'"),
+    (["cluster", "up", "--nodes", "gpu=lots"], 2, "bad --nodes item"),
+    (["cluster", "up", "--nodes", "ml.p9.48xlarge=1"], 2, "unknown node profile"),
+    (["cluster", "up", "--provider", "warp"], 2, "invalid choice"),
+    (["cluster", "kubeconfig", "nosuch"], 8, "no cluster named nosuch"),
+    (["cluster", "down"], 2, "name the clusters"),
+])
+def test_bad_input_gives_one_line_and_its_exit_code(args, code, text):
+    proc = run_cli(*args)
+    assert proc.returncode == code, proc.stderr
+    assert text in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert ClusterRecord.load_all() == [] or all(r.name != "nosuch" for r in ClusterRecord.load_all())
+
+
+def test_kind_without_docker_exit_code():
+    from chartproof.clusters.kind import docker_unavailable_reason
+    if docker_unavailable_reason() is None:
+        pytest.skip("Docker is available here")
+    proc = run_cli("cluster", "up", "--provider", "kind")
+    assert proc.returncode == 9 and "Docker" in proc.stderr
+
+
+def test_wrong_context_and_unreachable_cluster(tmp_path):
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: dead\n"
+        "clusters:\n- name: dead\n  cluster: {server: 'https://127.0.0.1:1'}\n"
+        "users:\n- name: u\n  user: {token: abc}\n"
+        "contexts:\n- name: dead\n  context: {cluster: dead, user: u}\n")
+    wrong = run_cli("cluster", "up", "--provider", "existing", "--kubeconfig", str(kubeconfig), "--kube-context", "prod")
+    assert wrong.returncode == 6 and "context 'prod' is not in" in wrong.stderr and "known: dead" in wrong.stderr
+    dead = run_cli("cluster", "up", "--provider", "existing", "--kubeconfig", str(kubeconfig))
+    assert dead.returncode == 5 and "cannot reach the API server" in dead.stderr
+
+
+def test_cluster_up_list_kubeconfig_down():
+    up = run_cli("cluster", "up", "--nodes", "ml.p5.48xlarge=1,cpu=1", "--name", "cp-cli-test")
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    try:
+        assert info["nodes"] == 2 and info["server_version"].startswith("v1.")
+        listing = run_cli("cluster", "list").stdout
+        assert "cp-cli-test" in listing and "up (cli)" in listing
+        assert run_cli("cluster", "kubeconfig", "cp-cli-test").stdout.strip() == info["kubeconfig"]
+    finally:
+        down = run_cli("cluster", "down", "cp-cli-test")
+    assert down.returncode == 0, down.stderr
+    assert "cp-cli-test" not in run_cli("cluster", "list").stdout
+
+
+def _apiservers_of(name: str) -> list[str]:
+    out = subprocess.run(["pgrep", "-af", f"clusters/{name}/"], capture_output=True, text=True).stdout
+    return [ln for ln in out.splitlines() if "kube-apiserver" in ln or "etcd" in ln]
+
+
+def test_ctrl_c_during_cluster_up_leaves_nothing():
+    name = "cp-interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "chartproof", "cluster", "up", "--name", name],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (ClusterRecord.root() / name / "kwokctl.yaml").exists():
+        time.sleep(0.05)
+    time.sleep(1.0)  # mid-start: control plane processes exist
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert not (ClusterRecord.root() / name).exists()
+    assert name not in run_cli("cluster", "list").stdout
+    time.sleep(1)
+    assert _apiservers_of(name) == []
+
+
+def test_warm_toolchain_resolves_every_tool():
+    proc = run_cli("toolchain", "list")
+    assert proc.returncode == 0
+    rows = [ln.split() for ln in proc.stdout.splitlines()[1:]]
+    assert len(rows) == 10
+    assert all(row[2] in ("cache", "explicit") or row[2].startswith("cache") for row in rows), proc.stdout
+    assert all(os.access(row[-1], os.X_OK) for row in rows)
