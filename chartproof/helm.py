@@ -38,9 +38,12 @@ class HelmResult:
     def error(self) -> str:
         """helm's own error line (``Error: ...``), without the prefix."""
         lines = [ln for ln in self.stderr.splitlines() if ln.strip()]
-        for line in lines:
+        for index, line in enumerate(lines):
             if line.startswith("Error: "):
-                return line[len("Error: "):].strip()
+                # Schema failures put the offending keys on the lines after "Error:" ("- at '/x': ...");
+                # keep them, folded into the one line.
+                detail = [ln.strip() for ln in lines[index + 1:] if ln.startswith((" ", "\t", "-"))]
+                return " ".join([line[len("Error: "):].strip(), *detail])
         return lines[-1].strip() if lines else f"exit {self.returncode}"
 
     @property

@@ -102,3 +102,18 @@ def test_warm_toolchain_resolves_every_tool():
     assert len(rows) == 10
     assert all(row[2] in ("cache", "explicit") or row[2].startswith("cache") for row in rows), proc.stdout
     assert all(os.access(row[-1], os.X_OK) for row in rows)
+
+
+def test_two_clusters_starting_at_once_do_not_collide():
+    """Parallel runs on one machine: each cluster gets its own ports (kwokctl's own choice can collide)."""
+    names = ["cp-parallel-a", "cp-parallel-b"]
+    procs = [subprocess.Popen([sys.executable, "-m", "chartproof", "cluster", "up", "--name", n, "--nodes", "cpu=2"],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in names]
+    try:
+        outputs = [p.communicate(timeout=300) for p in procs]
+        for proc, (out, err) in zip(procs, outputs, strict=True):
+            assert proc.returncode == 0, err
+        servers = {json.loads(out)["kubeconfig"] for out, _ in outputs}
+        assert len(servers) == 2
+    finally:
+        run_cli("cluster", "down", *names)

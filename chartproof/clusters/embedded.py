@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import yaml
 
 from chartproof.clusters.base import Cluster, ClusterProvider, ClusterRecord
 from chartproof.clusters.nodes import describe_shape, node_objects, parse_shape
-from chartproof.errors import ClusterError
+from chartproof.errors import ClusterError, WaitTimeout
 from chartproof.kube import Kubectl, KubectlError, wait_for
 from chartproof.paths import FIXTURES, cache_dir
 from chartproof.progress import Progress
@@ -31,6 +32,26 @@ COMPONENT_BINARIES = {
     "etcdBinary": "etcd",
     "kwokControllerBinary": "kwok",
 }
+
+
+# kwokctl scans for unused ports from a fixed starting point, so two clusters starting at the same time
+# (parallel runs on one machine) can pick the same ones; ports the kernel hands out do not collide that way.
+PORT_OPTIONS = ("kubeApiserverPort", "etcdPort", "etcdPeerPort", "kubeControllerManagerPort", "kubeSchedulerPort",
+                "kwokControllerPort")
+START_ATTEMPTS = 2
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def new_cluster_name() -> str:
@@ -49,8 +70,9 @@ class EmbeddedProvider(ClusterProvider):
         return cache_dir() / "kwok"
 
     def kwokctl_config(self) -> str:
-        """The kwokctl configuration: local binaries, the host-path provisioner, and our stages."""
-        options = {"runtime": "binary"}
+        """The kwokctl configuration: local binaries, OS-chosen ports, the host-path provisioner, our stages."""
+        options: dict = {"runtime": "binary"}
+        options.update(zip(PORT_OPTIONS, free_ports(len(PORT_OPTIONS)), strict=True))
         options.update({key: str(self.toolchain.path(tool)) for key, tool in COMPONENT_BINARIES.items()})
         config = {
             "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
@@ -85,22 +107,28 @@ class EmbeddedProvider(ClusterProvider):
         record.kubeconfig = str(record.directory / "kubeconfig")
         record.save()  # remembered before it exists, so an interrupted start is still found and removed
         config = record.directory / "kwokctl.yaml"
-        config.write_text(self.kwokctl_config())
         log = record.directory / "kwokctl.log"
         try:
             with Progress(f"cluster {name}", f"embedded control plane + {sum(g.count for g in groups)} simulated nodes",
                           every=10) as progress:
-                progress.update("kwokctl create cluster")
-                proc = self._kwokctl(name, "-c", str(config), "create", "cluster", "--wait", "120s",
-                                     kubeconfig=Path(record.kubeconfig), log=log)
-                if proc.returncode != 0:
+                for attempt in range(1, START_ATTEMPTS + 1):
+                    progress.update(f"kwokctl create cluster (attempt {attempt})")
+                    config.write_text(self.kwokctl_config())
+                    proc = self._kwokctl(name, "-c", str(config), "create", "cluster", "--wait", "120s",
+                                         kubeconfig=Path(record.kubeconfig), log=log)
+                    if proc.returncode == 0:
+                        break
                     lines = (proc.stdout + proc.stderr).strip().splitlines()
-                    raise ClusterError(f"kwokctl could not start cluster {name}: {lines[-1] if lines else proc.returncode}",
-                                       hint=f"log: {log}")
+                    if attempt == START_ATTEMPTS:
+                        raise ClusterError(f"kwokctl could not start cluster {name}: {lines[-1] if lines else proc.returncode}",
+                                           hint=f"log: {log}")
+                    self._kwokctl(name, "delete", "cluster", kubeconfig=Path(record.kubeconfig), log=log)
                 cluster = self.attach(record)
+                progress.update("waiting for the API server")
+                wait_for(lambda: _api_ready(cluster.kubectl), timeout=120, what="a ready API server", interval=0.2)
                 progress.update("storage classes and nodes")
-                cluster.kubectl.apply(STORAGE_CLASSES.read_text())
-                cluster.kubectl.apply(node_objects(groups, simulated=True))
+                _apply_with_retry(cluster.kubectl, STORAGE_CLASSES.read_text())
+                _apply_with_retry(cluster.kubectl, node_objects(groups, simulated=True))
                 progress.update("waiting for nodes Ready")
                 expected = sum(g.count for g in groups)
                 wait_for(lambda: _ready_nodes(cluster.kubectl) >= expected, timeout=120,
@@ -108,9 +136,25 @@ class EmbeddedProvider(ClusterProvider):
                 wait_for(lambda: cluster.kubectl.exists("serviceaccount", "default", "default"), timeout=60,
                          what="the default ServiceAccount", interval=0.2)
             return cluster
-        except BaseException:
+        except BaseException as exc:
+            kept = self._keep_logs(name) if not isinstance(exc, KeyboardInterrupt) else None
             self.down(name)
+            if kept and isinstance(exc, ClusterError | WaitTimeout):
+                raise ClusterError(f"cluster {name} did not start: {exc.message}", hint=f"component logs: {kept}") from None
             raise
+
+    def _keep_logs(self, name: str) -> Path | None:
+        """Copy the control plane's logs somewhere that outlives the failed cluster."""
+        logs = self.kwok_workdir() / "clusters" / name / "logs"
+        if not logs.is_dir():
+            return None
+        dest = cache_dir() / "failed-clusters" / name
+        shutil.copytree(logs, dest, dirs_exist_ok=True)
+        record_dir = ClusterRecord.root() / name
+        for extra in ("kwokctl.log", "kwokctl.yaml"):
+            if (record_dir / extra).is_file():
+                shutil.copy2(record_dir / extra, dest / extra)
+        return dest
 
     def attach(self, record: ClusterRecord) -> Cluster:
         kubectl = Kubectl(self.toolchain.path("kubectl"), Path(record.kubeconfig))
@@ -129,6 +173,30 @@ class EmbeddedProvider(ClusterProvider):
         """Clusters kwokctl knows in our work directory (also ones whose record was lost)."""
         root = self.kwok_workdir() / "clusters"
         return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+
+
+def _api_ready(kubectl: Kubectl) -> bool:
+    """/readyz answers ok three times in a row (a control plane under load can flap right after start)."""
+    for _ in range(3):
+        try:
+            if kubectl("get", "--raw", "/readyz", timeout=15).strip() != "ok":
+                return False
+        except (KubectlError, subprocess.TimeoutExpired):
+            return False
+    return True
+
+
+def _apply_with_retry(kubectl: Kubectl, objects, timeout: float = 60) -> None:
+    def attempt():
+        try:
+            kubectl.apply(objects)
+            return True
+        except KubectlError as exc:
+            if "connection refused" in exc.stderr or "openapi" in exc.stderr or "timeout" in exc.stderr.lower():
+                return False
+            raise
+
+    wait_for(attempt, timeout=timeout, what="objects applied", interval=0.5)
 
 
 def _ready_nodes(kubectl: Kubectl) -> int:
