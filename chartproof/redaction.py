@@ -1,8 +1,9 @@
 """Keep secrets from values files out of logs, reports and diagnostics.
 
-Every values file or dict a run hands to helm is scanned: string values under a ``secrets`` or ``auth``
-key, or under any key whose name says secret (password, token, key, credential, cookie, dbUrl, ...),
-are remembered, and every text the engine writes goes through ``redact`` first, which also catches
+Every values file or dict a run hands to helm is scanned: every string under a ``secrets``, ``auth`` or
+``credentials`` key, and every string whose own key says secret (password, token, key, credential,
+cookie, dbUrl, ...), is remembered (a key such as ``externalSecret`` marks nothing beneath it: its
+leaves are references, not secrets), and every text the engine writes goes through ``redact`` first, which also catches
 their base64 forms (as they appear in a Secret's ``data``).
 """
 
@@ -43,7 +44,10 @@ class Redactor:
         if isinstance(values, dict):
             for key, child in values.items():
                 key = str(key)
-                self.add_values(child, sensitive or bool(SENSITIVE_KEY.search(key)) or bool(SENSITIVE_SUBTREE.match(key)))
+                if isinstance(child, (dict, list)):
+                    self.add_values(child, sensitive or bool(SENSITIVE_SUBTREE.match(key)))
+                else:
+                    self.add_values(child, sensitive or bool(SENSITIVE_KEY.search(key)))
         elif isinstance(values, list):
             for child in values:
                 self.add_values(child, sensitive)

@@ -111,7 +111,7 @@ def test_two_clusters_starting_at_once_do_not_collide():
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in names]
     try:
         outputs = [p.communicate(timeout=300) for p in procs]
-        for proc, (out, err) in zip(procs, outputs, strict=True):
+        for proc, (_, err) in zip(procs, outputs, strict=True):
             assert proc.returncode == 0, err
         servers = {json.loads(out)["kubeconfig"] for out, _ in outputs}
         assert len(servers) == 2

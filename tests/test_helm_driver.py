@@ -104,3 +104,13 @@ def test_redactor_catches_base64_and_nested_secret_keys():
     out = redactor(text)
     assert "postgres://" not in out and "azure-key-value" not in out and base64.b64encode(b"azure-key-value").decode() not in out
     assert "latest-and-long" in out, "non-secret values stay readable"
+
+
+def test_references_to_secrets_are_not_secrets():
+    redactor = Redactor()
+    redactor.add_values({"externalSecret": {"data": {"sharedDirectoryUrl": {"remoteRef": {
+        "key": "path/to/sharedDirectoryUrl", "property": "sharedDirectoryUrl"}}}},
+        "secrets": {"auth": {"oidc": {"providers": [{"client_secret": "oidc-client-secret"}]}}}})
+    out = redactor("secrets.sharedDirectoryUrl is required; oidc-client-secret; path/to/sharedDirectoryUrl")
+    assert "secrets.sharedDirectoryUrl is required" in out
+    assert "oidc-client-secret" not in out and "path/to/sharedDirectoryUrl" not in out

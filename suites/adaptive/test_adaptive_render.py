@@ -201,7 +201,7 @@ def produced_keys(m):
     for es in m.find("ExternalSecret"):
         target = es["spec"]["target"]["name"]
         keys = {d["secretKey"] for d in es["spec"].get("data") or []}
-        keys |= set(((es["spec"]["target"].get("template") or {}).get("data") or {}))
+        keys |= set((es["spec"]["target"].get("template") or {}).get("data") or {})
         out.setdefault(target, set()).update(keys)
     return out
 
