@@ -86,6 +86,17 @@ def toolchain_command(args) -> int:
     return 0
 
 
+def print_inventory(cluster) -> None:
+    """The accelerators each node offers (allocatable), on stderr so stdout stays JSON."""
+    rows = cluster.gpu_inventory()
+    if not rows:
+        return
+    keys = list(rows[0])
+    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
+    for row in [dict(zip(keys, keys, strict=True)), *rows]:
+        print("  ".join(str(row[k]).ljust(widths[k]) for k in keys), file=sys.stderr)
+
+
 def cluster_command(args) -> int:
     if args.action == "up":
         provider = provider_for(args.provider, kubeconfig=args.kubeconfig, context=args.kube_context)
@@ -98,6 +109,7 @@ def cluster_command(args) -> int:
         print(json.dumps({"name": cluster.name, "provider": cluster.provider, "kubeconfig": str(cluster.kubeconfig),
                           "context": cluster.context, "server_version": cluster.server_version(),
                           "nodes": len(cluster.nodes()), "seconds": round(time.monotonic() - started, 2)}, indent=2))
+        print_inventory(cluster)
         if args.provider != "existing":
             print(f"remove it with: chartproof cluster down {cluster.name}", file=sys.stderr)
         return 0

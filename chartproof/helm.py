@@ -169,7 +169,7 @@ class Helm:
         if kube_version:
             cmd += ["--kube-version", kube_version]
         cmd += list(args)
-        key = json.dumps([cmd, [_digest(p) for p in cmd if p.endswith((".yaml", ".yml"))]])
+        key = json.dumps([cmd, [_digest(p) for p in cmd if p.endswith((".yaml", ".yml"))], _tree_stamp(directory)])
         if key in self._renders:
             return self._renders[key]
         result = self.run(*cmd)
@@ -220,6 +220,20 @@ class Helm:
 def _default_release(chart: str | Path) -> str:
     name = Path(str(chart)).name
     return {"hyperpod": "dependencies"}.get(name, name)
+
+
+def _tree_stamp(directory: Path) -> str:
+    """A cheap fingerprint of a chart directory (paths, sizes, mtimes): an edited chart is rendered anew."""
+    entries = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(files):
+            try:
+                stat = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            entries.append(f"{os.path.relpath(os.path.join(root, name), directory)}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
 def _digest(path: str) -> str:

@@ -114,3 +114,10 @@ def test_references_to_secrets_are_not_secrets():
     out = redactor("secrets.sharedDirectoryUrl is required; oidc-client-secret; path/to/sharedDirectoryUrl")
     assert "secrets.sharedDirectoryUrl is required" in out
     assert "oidc-client-secret" not in out and "path/to/sharedDirectoryUrl" not in out
+
+
+def test_an_edited_chart_is_rendered_anew(driver, tiny_chart):
+    values = {"password": "pw-123456"}
+    assert driver.template("tiny", values, release="r").get("Deployment", "r")["spec"]["replicas"] == 1
+    (tiny_chart / "values.yaml").write_text("replicas: 5\npassword: \"\"\n")
+    assert driver.template("tiny", values, release="r").get("Deployment", "r")["spec"]["replicas"] == 5
