@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 
 from chartproof.charts import ChartCatalog, ChartRef
-from chartproof.errors import BadValuesError, RenderError
+from chartproof.errors import BadValuesError, ChartNotFoundError, RenderError
 from chartproof.manifest import Manifest
+from chartproof.oci import is_loopback_registry
 from chartproof.redaction import REDACTOR, Redactor
 
 MANAGED_LABEL = "app.kubernetes.io/managed-by=chartproof"
@@ -157,7 +158,12 @@ class Helm:
         return self.catalog.resolve(chart)
 
     def pull(self, ref: ChartRef, dest: Path) -> None:
-        self.run("pull", ref.location, "--version", ref.version, "--untar", "--untardir", str(dest), check=True)
+        args = ["pull", ref.location, "--version", ref.version, "--untar", "--untardir", str(dest)]
+        if is_loopback_registry(ref.location) or os.environ.get("CHARTPROOF_OCI_PLAIN_HTTP") == "1":
+            args.append("--plain-http")
+        result = self.run(*args)
+        if not result.ok:
+            raise ChartNotFoundError(f"chart {ref.name}: cannot pull {ref}: {self.redactor(result.error)}")
 
     # -- operations ------------------------------------------------------------------------------------
     def template(self, chart: str | Path, values: Any = (), set: dict[str, Any] | None = None, *,

@@ -167,16 +167,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     notes: list[str] = []
     cluster_info = run.cluster_info()
+    writer = session.config.stash.get(_REPORT_KEY, None)
+    try:
+        charts = run.catalog.describe() if writer is not None else []  # before finish(): pulled charts live in the run dir
+    except Exception:  # noqa: BLE001 - a report must not fail on a chart
+        charts = []
     try:
         notes = run.finish()
     except ChartproofError as err:
         notes.append(err.one_line())
-    writer = session.config.stash.get(_REPORT_KEY, None)
     if writer is not None and (writer.results or cluster_info):
-        try:
-            charts = run.catalog.describe()
-        except Exception:  # noqa: BLE001
-            charts = []
         path = writer.write(run_id=run.run_id, options=vars(run.options), charts=charts, cluster=cluster_info, notes=notes)
         session.config._chartproof_report = path  # type: ignore[attr-defined]
     for note in notes:

@@ -71,8 +71,10 @@ class Run:
         """Fail fast, in one line, on bad options: unknown chart, bad --nodes, wrong context, unreachable cluster."""
         from chartproof.clusters.nodes import parse_shape
 
-        for name in self.catalog.refs:
-            self.catalog.ref(name)
+        for name, ref in self.catalog.refs.items():
+            if ref.kind != "dir":
+                self.helm  # noqa: B018 - the catalog pulls through the helm driver
+                self.catalog.local_dir(name)  # an unknown oci version or a broken .tgz stops the run here
         if self.options.cluster not in ("embedded", "kind", "existing"):
             raise UsageError(f"unknown --cluster '{self.options.cluster}'; choose embedded, kind or existing")
         if self.options.cluster == "existing":

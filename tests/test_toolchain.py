@@ -16,7 +16,7 @@ from chartproof.toolchain.download import DownloadUnavailable, download_binary, 
 from chartproof.toolchain.pins import ToolPin, load_pins
 
 TOOLS = {"helm", "helm-3.8", "kubectl", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-         "kwok", "kwokctl", "kind"}
+         "kwok", "kwokctl", "kind", "registry"}
 
 
 def test_pin_file_names_every_tool_with_one_version():

@@ -139,6 +139,10 @@ def stamp_ldflags(pin: ToolPin, info: ModuleInfo) -> list[str]:
         if kube:
             flags.append(f"-X sigs.k8s.io/kwok/pkg/consts.KubeVersion={kube.lstrip('v')}")
         return flags
+    if pin.stamp == "distribution":
+        pkg = f"{pin.module}/version"
+        return [f"-X {pkg}.version={v}", f"-X {pkg}.mainpkg={pin.module}"] + (
+            [f"-X {pkg}.revision={info.commit}"] if info.commit else [])
     return []
 
 
