@@ -47,6 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--chart", action="append", default=[], metavar="NAME=REF",
                     help="the build of a chart to test: a directory, a .tgz, or oci://REF@VERSION "
                          "(names: adaptive, monitoring, hyperpod)")
+    group.addoption("--values", action="append", default=[], metavar="CHART=FILE", dest="customer_values",
+                    help="a customer's values file for a chart; suites/customer installs each one (repeatable)")
     group.addoption("--tool", action="append", default=[], metavar="TOOL=PATH",
                     help="use this binary instead of the pinned one (also CHARTPROOF_<TOOL>=PATH)")
     group.addoption("--report-dir", default=None, help="where run reports go (default: reports/)")
@@ -62,6 +64,7 @@ def _options(config: pytest.Config) -> RunOptions:
         keep_cluster=config.getoption("--keep-cluster"),
         charts=RunOptions.parse_pairs(config.getoption("--chart"), "--chart"),
         tools=RunOptions.parse_pairs(config.getoption("--tool"), "--tool"),
+        customer_values=RunOptions.parse_list(config.getoption("customer_values"), "--values"),
         report_dir=report_dir,
     )
 
@@ -212,6 +215,12 @@ def helm(chartproof_run: Run) -> Helm:
 @pytest.fixture(scope="session")
 def charts(chartproof_run: Run):
     return chartproof_run.catalog
+
+
+def customer_values(config: pytest.Config) -> list[tuple[str, Path]]:
+    """The (chart, values file) pairs given with --values, for suites to parametrize over."""
+    run = config.stash.get(_RUN_KEY, None)
+    return [(chart, Path(path)) for chart, path in run.options.customer_values] if run else []
 
 
 class Renderer:

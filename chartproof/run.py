@@ -19,7 +19,7 @@ from chartproof.charts import ChartCatalog
 from chartproof.clusters import Cluster, ClusterRecord, provider_for
 from chartproof.clusters.existing import detect_simulated
 from chartproof.errors import ChartproofError, UsageError
-from chartproof.helm import Helm
+from chartproof.helm import Helm, load_values_file
 from chartproof.kube import KubectlError
 from chartproof.paths import REPORTS
 from chartproof.redaction import REDACTOR
@@ -37,6 +37,7 @@ class RunOptions:
     keep_cluster: bool = False
     charts: dict[str, str] = field(default_factory=dict)
     tools: dict[str, str] = field(default_factory=dict)
+    customer_values: list[tuple[str, str]] = field(default_factory=list)
     report_dir: str = str(REPORTS)
 
     @staticmethod
@@ -48,6 +49,17 @@ class RunOptions:
                 raise UsageError(f"bad {what} '{item}': expected NAME=VALUE")
             pairs[name.strip()] = value.strip()
         return pairs
+
+    @staticmethod
+    def parse_list(items: list[str] | None, what: str) -> list[tuple[str, str]]:
+        """Like parse_pairs, but a name may repeat (several values files for one chart)."""
+        out = []
+        for item in items or []:
+            name, sep, value = item.partition("=")
+            if not sep or not name or not value:
+                raise UsageError(f"bad {what} '{item}': expected NAME=VALUE")
+            out.append((name.strip(), value.strip()))
+        return out
 
 
 class Run:
@@ -75,6 +87,9 @@ class Run:
             if ref.kind != "dir":
                 self.helm  # noqa: B018 - the catalog pulls through the helm driver
                 self.catalog.local_dir(name)  # an unknown oci version or a broken .tgz stops the run here
+        for chart, path in self.options.customer_values:
+            self.catalog.ref(chart)  # unknown chart name: exit 4
+            self.redactor.add_values(load_values_file(Path(path)))  # unreadable or malformed: exit 3
         if self.options.cluster not in ("embedded", "kind", "existing"):
             raise UsageError(f"unknown --cluster '{self.options.cluster}'; choose embedded, kind or existing")
         if self.options.cluster == "existing":

@@ -165,3 +165,32 @@ def test_uses_it(cluster, namespace):
         assert any(n["nvidia.com/gpu"] == "8" for n in info["nodes"])
     finally:
         run_cli("cluster", "down", "cp-existing-test")
+
+
+def test_customer_values_are_validated_up_front(tmp_path):
+    bad = tmp_path / "customer.yaml"
+    bad.write_text("secrets:\n  dbUrl: [unclosed\n")
+    proc = run_pytest(tmp_path, "def test_never(): pass\n", "--values", f"adaptive={bad}")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "is not valid YAML" in proc.stdout + proc.stderr
+    unknown = run_pytest(tmp_path, "def test_never(): pass\n", "--values", f"nosuch={bad}")
+    assert unknown.returncode == 4, unknown.stdout + unknown.stderr
+
+
+def test_customer_configuration_is_reproduced_and_its_secrets_redacted(tmp_path):
+    from tests.conftest import REPO
+    secret = "customer-db-password-91f0"
+    values = tmp_path / "acme-values.yaml"
+    import yaml
+    data = yaml.safe_load((REPO / "fixtures" / "adaptive" / "autoscaling-off-two-pools.yaml").read_text())
+    data["secrets"]["dbUrl"] = f"postgres://acme:{secret}@db:5432/adaptive"
+    values.write_text(yaml.safe_dump(data))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "suites/customer",
+                           "--values", f"adaptive={values}", "--nodes", "ml.p5.48xlarge=3,cpu=2",
+                           "--report-dir", str(tmp_path / "reports")], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "2 passed" in proc.stdout
+    data = (tmp_path / "reports" / "latest" / "results.json").read_text()
+    assert "acme-values.yaml" in data and secret not in data
+    assert json.loads(data)["cluster"]["nodes"][0]["instance-type"] in ("ml.p5.48xlarge", "m5.4xlarge")
