@@ -106,6 +106,28 @@ class Cluster:
     def nodes(self) -> list[dict]:
         return self.kubectl.items("nodes")
 
+    def can(self, verb: str, resource: str, *, user: str = "chartproof-probe", groups: tuple[str, ...] | list[str] = (),
+            namespace: str | None = None) -> bool:
+        """Whether ``user`` in ``groups`` may ``verb`` ``resource``, asked of the API server's authorizer.
+
+        ``resource`` is ``plural[.group][/name]``, e.g. ``jobs.batch``, ``clusterqueues.kueue.x-k8s.io/q1``,
+        ``pods/eviction``. A SubjectAccessReview, unlike ``kubectl auth can-i``, also answers for resource types
+        the server does not serve (Kueue's, before Kueue is installed).
+        """
+        resource, _, name = resource.partition("/")
+        plural, _, group = resource.partition(".")
+        attributes = {"verb": verb, "resource": plural, "group": group}
+        if name and plural in ("pods", "nodes") and name in ("eviction", "status", "log", "exec"):
+            attributes["subresource"] = name
+        elif name:
+            attributes["name"] = name
+        if namespace:
+            attributes["namespace"] = namespace
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                  "spec": {"user": user, "groups": [*groups, "system:authenticated"], "resourceAttributes": attributes}}
+        out = self.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review))
+        return bool(json.loads(out).get("status", {}).get("allowed"))
+
     def server_version(self) -> str:
         return self.kubectl.server_version()
 

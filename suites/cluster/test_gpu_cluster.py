@@ -149,3 +149,9 @@ def test_namespace_with_workloads_terminates(cluster, chartproof_run):
         return False
 
     cluster.wait_for(gone, timeout=90, what=f"namespace {name} to terminate")
+
+
+def test_access_reviews_answer_from_the_real_authorizer(cluster):
+    assert cluster.can("list", "pods", user="system:kube-scheduler")
+    assert not cluster.can("delete", "nodes", user="nobody", namespace=None)
+    assert not cluster.can("get", "clusterqueues.kueue.x-k8s.io/q1", user="nobody")

@@ -5,8 +5,6 @@ test here holds the `hyperpod` exclusive lock. On the embedded cluster nodes and
 
 from __future__ import annotations
 
-import json
-
 import hyperpod_facts as F
 import pytest
 import yaml
@@ -218,21 +216,7 @@ def test_hyp_team_05_team_group_permissions(cluster, install_chart, team_namespa
     group_name = f"hyperpod-ns-{team}-namespace-level-group"
 
     def can(verb: str, resource: str, ns: str | None = None) -> bool:
-        """A SubjectAccessReview for a user of the team group (`kubectl auth can-i` mis-resolves resource
-        types the server does not serve, such as Kueue's when Kueue is not installed)."""
-        plural, _, rest = resource.partition(".")
-        group, _, name = rest.partition("/")
-        if "/" in plural:
-            plural, name = plural.split("/", 1)
-        attrs = {"verb": verb, "resource": plural, "group": group}
-        if name:
-            attrs["name"] = name
-        if ns:
-            attrs["namespace"] = ns
-        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-                  "spec": {"user": "scientist", "groups": [group_name, "system:authenticated"], "resourceAttributes": attrs}}
-        out = cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review))
-        return bool(json.loads(out).get("status", {}).get("allowed"))
+        return cluster.can(verb, resource, user="scientist", groups=[group_name], namespace=ns)
 
     home = f"hyperpod-ns-{team}"
     assert can("create", "pytorchjobs.kubeflow.org", home)
