@@ -20,7 +20,6 @@ from chartproof.manifest import Manifest
 from chartproof.oci import is_loopback_registry
 from chartproof.redaction import REDACTOR, Redactor
 
-MANAGED_LABEL = "app.kubernetes.io/managed-by=chartproof"
 _SET_KEY = re.compile(r"^[A-Za-z0-9_.\[\]\\/-]+$")
 
 
@@ -97,12 +96,6 @@ class Helm:
         self.redactor = redactor
         self._renders: dict[str, Manifest] = {}
         catalog._pull = self.pull
-
-    def with_cluster(self, kubeconfig: Path, context: str | None) -> Helm:
-        clone = Helm(self.binary, self.catalog, workdir=self.workdir, kubeconfig=kubeconfig, context=context,
-                     redactor=self.redactor)
-        clone._renders = self._renders
-        return clone
 
     # -- plumbing --------------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:

@@ -18,7 +18,6 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "chartproof"}
 
 class KubectlError(Exception):
     def __init__(self, args: list[str], returncode: int, stderr: str):
-        self.args_ = args
         self.returncode = returncode
         self.stderr = stderr.strip()
         super().__init__(f"kubectl {' '.join(args)} failed ({returncode}): {self.stderr.splitlines()[-1] if self.stderr else ''}")

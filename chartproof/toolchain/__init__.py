@@ -15,7 +15,7 @@ from pathlib import Path
 
 from chartproof.errors import ToolchainError
 from chartproof.paths import cache_dir
-from chartproof.progress import Progress, fmt_seconds
+from chartproof.progress import Progress
 from chartproof.toolchain import gobuild
 from chartproof.toolchain.download import DownloadUnavailable, download_binary
 from chartproof.toolchain.pins import ToolPin, load_pins
@@ -205,4 +205,4 @@ class Toolchain:
         return rows
 
 
-__all__ = ["Toolchain", "Resolved", "env_var", "fmt_seconds"]
+__all__ = ["Toolchain", "Resolved", "env_var"]
