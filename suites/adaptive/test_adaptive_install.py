@@ -4,8 +4,11 @@ Also the [C] behaviours of contract adaptive.md (real-cluster-only ones are mark
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+import suites.realcluster as rc
 from chartproof.manifest import Manifest
 from chartproof.paths import scenario
 
@@ -247,10 +250,68 @@ def test_adp_autoscale_06_scaledobjects_ready(install_chart, cluster, namespace)
     cluster.wait_for(ready, timeout=300, what="ScaledObject Ready")
 
 
+def _pool_deployment(manifest: Manifest) -> dict:
+    pools = [d for d in manifest.find("Deployment")
+             if d["metadata"]["labels"].get("app.kubernetes.io/component") == "harmony-dpl"]
+    assert len(pools) == 1, [d["metadata"]["name"] for d in pools]
+    return pools[0]
+
+
+COOLDOWN = 30          # autoscaling.coolDownPeriodSeconds of ADP-AUTOSCALE-07
+RATE_WINDOW = 300      # the ScaledObject query's rate(...[5m])
+HPA_SCALE_DOWN = 300   # Kubernetes' default scale-down stabilization window of the HPA KEDA creates
+
+
 @pytest.mark.cluster
-@pytest.mark.real_cluster("needs real harmony metrics in Prometheus, KEDA and a Cluster Autoscaler")
+@pytest.mark.exclusive("keda")
+@pytest.mark.real_cluster("needs KEDA and the bundled Prometheus running and scraping a real exporter pod; "
+                          "scale-in takes up to 15 minutes")
 def test_adp_autoscale_07_scale_out_and_in(install_chart, cluster, namespace):
-    pytest.skip("scale-out needs live TTFT-timeout traffic against real harmony pods")
+    """A TTFT-timeout ratio above the threshold scales the pool out to max; a zero ratio brings it back to
+    min after the cooldown; pool pods that do not fit stay Pending on nvidia.com/gpu. A synthetic
+    exporter pod serves the harmony counters for the pool (the pool's own pods need not run)."""
+    pool = rc.unique("Scale")      # raw pool name: group name and metric label, unique on the cluster
+    ratio, threshold = 0.5, 0.05
+    small = {"limits": {"cpu": 1, "memory": "2Gi"}, "requests": {"cpu": 1, "memory": "2Gi"}}  # only GPUs constrain
+    values = {"harmony": {"replicaCount": 0,
+                          "computePool": [{"name": pool, "minReplicaCount": 1, "maxReplicaCount": 2,
+                                           "gpusPerReplica": 2, "resources": small}]},
+              "autoscaling": {"enabled": True, "coolDownPeriodSeconds": COOLDOWN, "ttftTimeoutThreshold": threshold},
+              "mlflow": {"enabled": False}}
+    rel = install_chart(CHART, [scenario(CHART, "autoscaling-on"), values], release=RELEASE, wait=False)
+    rc.rollout(cluster, namespace, "statefulset/adaptive-prometheus", "deployment/keda-operator",
+               "deployment/keda-operator-metrics-apiserver")
+    dpl = _pool_deployment(rel.manifest)
+    name = dpl["metadata"]["name"]
+    selector = ",".join(f"{k}={v}" for k, v in dpl["spec"]["selector"]["matchLabels"].items())
+    so = cluster.kubectl.get_json("scaledobjects.keda.sh", name, namespace=namespace)
+    assert (so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"], so["spec"]["cooldownPeriod"]) == (1, 2, COOLDOWN)
+    assert f'pool="{pool}"' in so["spec"]["triggers"][0]["metadata"]["query"]
+
+    def replicas() -> int:
+        return cluster.kubectl.get_json("deployments", name, namespace=namespace)["spec"]["replicas"]
+
+    def so_ready():
+        conds = cluster.kubectl.get_json("scaledobjects.keda.sh", name, namespace=namespace).get("status", {})
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds.get("conditions", []))
+
+    cluster.wait_for(so_ready, timeout=300, what=f"ScaledObject {name} Ready")
+    assert replicas() == 1, "the pool must start at minReplicaCount"
+
+    exporter = rc.start_pod(cluster, namespace, rc.exporter_pod(rc.unique("ttft-exporter"), pool, ratio))
+    cluster.wait_for(lambda: replicas() >= 2, timeout=600,
+                     what=f"pool {name} to scale out to max 2 (exporter ratio {ratio} > threshold {threshold})")
+    assert replicas() == 2, "never above maxReplicaCount"
+    for message in rc.unschedulable_messages(cluster, namespace, selector):
+        assert "nvidia.com/gpu" in message, f"pool pod Pending for another reason than GPUs: {message}"
+
+    cluster.kubectl("exec", "-n", namespace, exporter, "--", "sh", "-c", "echo 0 > /tmp/ratio")
+    assert cluster.kubectl("exec", "-n", namespace, exporter, "--", "cat", "/tmp/ratio").strip() == "0"
+    switched = time.monotonic()
+    cluster.wait_for(lambda: replicas() == 1, timeout=COOLDOWN + RATE_WINDOW + HPA_SCALE_DOWN + 270,
+                     what=f"pool {name} to scale back in to min 1 after the timeouts stopped")
+    assert time.monotonic() - switched >= COOLDOWN, "scaled in before the cooldown period"
+    assert replicas() == 1
 
 
 @pytest.mark.cluster
@@ -295,6 +356,26 @@ def test_adp_eso_05_secrets_materialise(install_chart, cluster, namespace):
 
 
 @pytest.mark.cluster
-@pytest.mark.real_cluster("needs a real identity provider redirecting to the control plane")
+@pytest.mark.real_cluster("needs a running control plane (real images and database through CHARTPROOF_ADAPTIVE_VALUES) "
+                          "that reaches the identity provider (CHARTPROOF_OIDC_ISSUER, default Google)")
 def test_adp_oidc_03_callback_reaches_control_plane(install_chart, cluster, namespace):
-    pytest.skip("requires an identity provider and a reachable rootUrl")
+    """Login with provider key k redirects to the provider with redirect_uri = <rootUrl>/api/v1/auth/login/k/callback."""
+    issuer, client_id = rc.oidc_provider()
+    key, root = "chartproof", "https://adaptive.chartproof.example.com"
+    provider = {"name": "Chartproof", "key": key, "issuer_url": issuer, "client_id": client_id,
+                "scopes": ["openid", "email", "profile"], "pkce": True, "allow_sign_up": False}
+    rel = rc.install_running_control_plane(
+        install_chart, cluster, namespace, scenario(CHART, "defaults-with-secrets"),
+        {"controlPlane": {"rootUrl": root}, "secrets": {"auth": {"oidc": {"providers": [provider]}}}})
+    assert rc.root_url(rel.manifest) == root
+    login = f"{rc.control_plane_url(rel.manifest)}/api/v1/auth/login/{key}"
+    with rc.curl_pod(cluster, namespace) as curl:
+        discovery = curl.get(f"{issuer.rstrip('/')}/.well-known/openid-configuration", follow=True)
+        auth_endpoint = discovery.json().get("authorization_endpoint") if discovery.status == 200 else None
+        answer = rc.first_answer(cluster, curl, login, timeout=180)
+    assert 300 <= answer.status < 400, f"login must redirect to the identity provider: {answer}"
+    location = answer.header("location") or ""
+    assert rc.points_to_provider(location, issuer, auth_endpoint), \
+        f"redirect does not go to {issuer} (authorization endpoint {auth_endpoint}): {location}"
+    assert rc.query_param(location, "redirect_uri") == rc.callback_url(root, key), location
+    assert rc.query_param(location, "client_id") == client_id, location
