@@ -45,6 +45,7 @@ def lint(session: nox.Session) -> None:
     """ruff on the Python, `helm lint --strict` on every chart."""
     _install(session, "ruff")
     session.run("ruff", "check", "chartproof", "tests", "suites", "noxfile.py", "conftest.py")
+    session.run("chartproof", "toolchain", "install", "helm")  # visible progress if it must be built
     helm = session.run("chartproof", "toolchain", "path", "helm", silent=True).strip()
     for chart in CHARTS:
         if os.path.isdir(chart):
