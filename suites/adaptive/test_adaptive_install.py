@@ -115,6 +115,31 @@ def test_install_autoscaling_on(install_chart, cluster, namespace):
 
 
 @pytest.mark.cluster
+@pytest.mark.exclusive("keda")
+def test_install_autoscaling_on_with_keda_crds_already_on_the_cluster(install_chart, cluster, namespace, render):
+    """keda.crds.install=false: the CRDs are the cluster's; the ScaledObjects are ordinary release objects,
+    so `helm uninstall` removes them and leaves the CRDs alone."""
+    crds = render(CHART, [scenario(CHART, "autoscaling-on")]).find("CustomResourceDefinition")
+    assert crds, "the chart ships the keda.sh CRDs by default"
+    cluster.apply([{**crd, "metadata": {"name": crd["metadata"]["name"],
+                                        "labels": {"app.kubernetes.io/managed-by": "chartproof"}}} for crd in crds])
+    try:
+        cluster.wait_for(lambda: cluster.kubectl("get", "--raw", "/apis/keda.sh/v1alpha1", check=False),
+                         timeout=60, what="keda.sh API served")
+        rel = install_chart(CHART, [scenario(CHART, "autoscaling-on")], {"keda.crds.install": False}, release=RELEASE)
+        assert not rel.manifest.find("CustomResourceDefinition")
+        assert rel.manifest.has("ScaledObject", "adaptive-harmony-dpl-pool-a"), "a managed object, not a hook"
+        rel.uninstall()
+        cluster.wait_for(lambda: not cluster.kubectl.exists("scaledobjects.keda.sh", "adaptive-harmony-dpl-pool-a",
+                                                            namespace), timeout=120, what="ScaledObject removed")
+        assert cluster.kubectl.exists("customresourcedefinition", "scaledobjects.keda.sh")
+    finally:
+        for crd in crds:
+            cluster.kubectl("delete", "customresourcedefinition", crd["metadata"]["name"], "--ignore-not-found",
+                            check=False)
+
+
+@pytest.mark.cluster
 def test_install_tensorboard_persisted(install_chart, cluster, namespace):
     """Also ADP-TB-06 (binding part): the gp3 claim of the claim template binds."""
     rel = install_chart(CHART, [scenario(CHART, "tensorboard-persisted")], release=RELEASE)
