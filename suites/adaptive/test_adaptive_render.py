@@ -10,9 +10,10 @@ import json
 import re
 
 import pytest
+import yaml
 
 from chartproof.manifest import container, containers, decoded_secret, env_map, pod_spec
-from chartproof.paths import scenario
+from chartproof.paths import scenario, scenarios
 
 CHART = "adaptive"
 CP = "adaptive-control-plane"
@@ -1012,3 +1013,41 @@ def test_schema_rejects_typos_and_types(render, bad):
                                    {"s3proxy.enabled": False}, {"prometheus.server.retention": "7d"}])
 def test_schema_accepts_global_and_subchart_keys(render, extra):
     assert render(CHART, set=extra).has("StatefulSet", HM)
+
+
+def _secret_strings(values: dict) -> set[str]:
+    """The secret values a customer puts in a values file: secrets.*, the Azure key, Redis credentials."""
+    found: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+        elif isinstance(node, str) and len(node) >= 6:
+            found.add(node)
+
+    secrets = dict(values.get("secrets") or {})
+    oidc = ((secrets.pop("auth", None) or {}).get("oidc") or {}).get("providers") or []
+    walk(secrets)
+    walk([p.get("client_secret") for p in oidc if isinstance(p, dict)])
+    walk(((values.get("s3proxy") or {}).get("azure") or {}).get("storageAccount", {}).get("accessKey"))
+    walk(((values.get("redis") or {}).get("auth") or {}).get("password"))
+    return found
+
+
+@pytest.mark.parametrize("path", scenarios(CHART), ids=lambda p: p.stem)
+def test_secret_values_appear_only_in_secrets(render, path):
+    """No secret from the values file lands in a ConfigMap, a literal env value, an annotation or any
+    other object than a Secret (pods read them through secretKeyRef/envFrom)."""
+    values = yaml.safe_load(path.read_text()) or {}
+    secrets = _secret_strings(values)
+    manifest = render(CHART, [path])
+    for obj in manifest:
+        if obj["kind"] == "Secret":
+            continue
+        text = yaml.safe_dump(obj)
+        leaked = sorted(s for s in secrets if s in text)
+        assert not leaked, f"{obj['kind']} {obj['metadata']['name']} carries secret values from {path.name}"
