@@ -46,7 +46,8 @@ def lint(session: nox.Session) -> None:
     _install(session, "ruff")
     session.run("ruff", "check", "chartproof", "tests", "suites", "noxfile.py", "conftest.py")
     session.run("chartproof", "toolchain", "install", "helm")  # visible progress if it must be built
-    helm = session.run("chartproof", "toolchain", "path", "helm", silent=True).strip()
+    # silent=True folds stderr into the output: the path is its last line.
+    helm = session.run("chartproof", "toolchain", "path", "helm", silent=True).strip().splitlines()[-1]
     for chart in CHARTS:
         if os.path.isdir(chart):
             session.run(helm, "lint", "--strict", chart, external=True)
