@@ -163,8 +163,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         writer.add(report)
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After pytest's own teardown of the remaining fixtures (their uninstalls still see the cluster)."""
     run = session.config.stash.get(_RUN_KEY, None)
     if run is None or not run.is_controller:
         return
