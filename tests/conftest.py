@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,9 @@ def tiny_chart(tmp_path: Path) -> Path:
         "    metadata:\n      labels: {app: tiny}\n    spec:\n      containers:\n      - name: app\n"
         "        image: busybox\n")
     return chart
+
+
+def interruptible() -> None:
+    """preexec_fn for children a test will Ctrl-C: a job started in the background by a non-interactive
+    shell inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -13,7 +13,7 @@ import pytest
 
 from chartproof.clusters.base import ClusterRecord
 from chartproof.errors import EXIT_CODES
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, interruptible, run_cli
 
 
 def test_exit_codes_are_distinct():
@@ -78,21 +78,29 @@ def _apiservers_of(name: str) -> list[str]:
 
 
 def test_ctrl_c_during_cluster_up_leaves_nothing():
-    name = "cp-interrupted"
-    proc = subprocess.Popen([sys.executable, "-m", "chartproof", "cluster", "up", "--name", name],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (ClusterRecord.root() / name / "kwokctl.yaml").exists():
-        time.sleep(0.05)
-    time.sleep(1.0)  # mid-start: control plane processes exist
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "interrupted" in err
-    assert not (ClusterRecord.root() / name).exists()
-    assert name not in run_cli("cluster", "list").stdout
-    time.sleep(1)
-    assert _apiservers_of(name) == []
+    name = f"cp-interrupted-{os.getpid()}"
+    # 2,000 nodes keep the start busy for many seconds: the interrupt lands mid-start, whatever the machine.
+    proc = subprocess.Popen([sys.executable, "-m", "chartproof", "cluster", "up", "--name", name, "--nodes", "cpu=2000"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _apiservers_of(name):
+            time.sleep(0.05)
+        assert _apiservers_of(name), "the control plane started"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert "interrupted" in err
+        assert not (ClusterRecord.root() / name).exists()
+        assert name not in run_cli("cluster", "list").stdout
+        time.sleep(1)
+        assert _apiservers_of(name) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if name in run_cli("cluster", "list").stdout:
+            run_cli("cluster", "down", name)
 
 
 def test_warm_toolchain_resolves_every_tool():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chartproof.clusters.base import ClusterRecord
-from tests.conftest import run_cli, run_pytest
+from tests.conftest import interruptible, run_cli, run_pytest
 
 SECRET = "do-not-leak-this-7f3a9c"
 
@@ -109,7 +109,8 @@ def test_long(namespace):
 """)
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "--rootdir",
                              str(tmp_path), "--report-dir", str(tmp_path / "reports"), str(tmp_path / "test_inner.py")],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=interruptible)
     deadline = time.monotonic() + 120
     seen = ""
     while time.monotonic() < deadline:
