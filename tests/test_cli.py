@@ -73,8 +73,10 @@ def test_cluster_up_list_kubeconfig_down():
 
 
 def _apiservers_of(name: str) -> list[str]:
+    """The serving control plane of a cluster (not kwokctl's short `--version` probes of the same binaries)."""
     out = subprocess.run(["pgrep", "-af", f"clusters/{name}/"], capture_output=True, text=True).stdout
-    return [ln for ln in out.splitlines() if "kube-apiserver" in ln or "etcd" in ln]
+    return [ln for ln in out.splitlines()
+            if ("kube-apiserver" in ln and "--etcd-servers" in ln) or ("/etcd " in ln and "--data-dir" in ln)]
 
 
 def test_ctrl_c_during_cluster_up_leaves_nothing():
