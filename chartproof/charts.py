@@ -59,7 +59,7 @@ class ChartCatalog:
         for name, text in (overrides or {}).items():
             self.refs[name] = ChartRef.parse(name, text)
         self.workdir = workdir
-        self._pull = pull  # callable(ChartRef, dest_dir) for oci refs; set by the helm driver
+        self._pull = pull  # callable(ChartRef, dest_dir) for oci refs: the helm driver's pull
         self._dirs: dict[str, Path] = {}
 
     def ref(self, name: str) -> ChartRef:

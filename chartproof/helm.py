@@ -95,7 +95,6 @@ class Helm:
         self.context = context
         self.redactor = redactor
         self._renders: dict[str, Manifest] = {}
-        catalog._pull = self.pull
 
     # -- plumbing --------------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:

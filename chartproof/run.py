@@ -42,17 +42,11 @@ class RunOptions:
 
     @staticmethod
     def parse_pairs(items: list[str] | None, what: str) -> dict[str, str]:
-        pairs = {}
-        for item in items or []:
-            name, sep, value = item.partition("=")
-            if not sep or not name or not value:
-                raise UsageError(f"bad {what} '{item}': expected NAME=VALUE")
-            pairs[name.strip()] = value.strip()
-        return pairs
+        return dict(RunOptions.parse_list(items, what))
 
     @staticmethod
     def parse_list(items: list[str] | None, what: str) -> list[tuple[str, str]]:
-        """Like parse_pairs, but a name may repeat (several values files for one chart)."""
+        """NAME=VALUE items in order; a name may repeat (several values files for one chart)."""
         out = []
         for item in items or []:
             name, sep, value = item.partition("=")
@@ -73,7 +67,7 @@ class Run:
         self.report_dir = Path(options.report_dir) / self.run_id
         self.toolchain = Toolchain(explicit=options.tools)
         proc_dir = self.run_dir / f"proc-{os.getpid()}"
-        self.catalog = ChartCatalog(options.charts, workdir=proc_dir)
+        self.catalog = ChartCatalog(options.charts, workdir=proc_dir, pull=lambda ref, dest: self.helm.pull(ref, dest))
         self._helm: Helm | None = None
         self._cluster: Cluster | None = None
         self.redactor = REDACTOR
@@ -85,7 +79,6 @@ class Run:
 
         for name, ref in self.catalog.refs.items():
             if ref.kind != "dir":
-                self.helm  # noqa: B018 - the catalog pulls through the helm driver
                 self.catalog.local_dir(name)  # an unknown oci version or a broken .tgz stops the run here
         for chart, path in self.options.customer_values:
             self.catalog.ref(chart)  # unknown chart name: exit 4

@@ -29,6 +29,15 @@ class ClusterRecord:
     keep: bool = False
     shape: str = ""
 
+    @classmethod
+    def create(cls, name: str, provider: str, *, owner: str, keep: bool, shape: str) -> ClusterRecord:
+        """A record for a cluster Chartproof is about to start, saved before it exists (so an interrupted
+        start is still found and removed); its kubeconfig lives in the record's directory."""
+        record = cls(name=name, provider=provider, kubeconfig=str(cls.root() / name / "kubeconfig"), owner=owner,
+                     keep=keep, shape=shape)
+        record.save()
+        return record
+
     @staticmethod
     def root() -> Path:
         return cache_dir() / "clusters"

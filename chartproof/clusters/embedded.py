@@ -102,10 +102,7 @@ class EmbeddedProvider(ClusterProvider):
         for tool in ("kwokctl", *COMPONENT_BINARIES.values()):
             self.toolchain.path(tool)  # builds what is missing, with progress, before the clock starts
         name = name or new_cluster_name()
-        record = ClusterRecord(name=name, provider=self.name, kubeconfig="", owner=owner, keep=keep,
-                               shape=describe_shape(groups))
-        record.kubeconfig = str(record.directory / "kubeconfig")
-        record.save()  # remembered before it exists, so an interrupted start is still found and removed
+        record = ClusterRecord.create(name, self.name, owner=owner, keep=keep, shape=describe_shape(groups))
         config = record.directory / "kwokctl.yaml"
         log = record.directory / "kwokctl.log"
         try:

@@ -97,10 +97,7 @@ class KindProvider(ClusterProvider):
         groups = parse_shape(shape or DEFAULT_KIND_SHAPE)
         kind = self.toolchain.path("kind")
         name = name or new_cluster_name()
-        record = ClusterRecord(name=name, provider=self.name, kubeconfig="", owner=owner, keep=keep,
-                               shape=describe_shape(groups))
-        record.kubeconfig = str(record.directory / "kubeconfig")
-        record.save()
+        record = ClusterRecord.create(name, self.name, owner=owner, keep=keep, shape=describe_shape(groups))
         config = record.directory / "kind.yaml"
         config.write_text(yaml.safe_dump(kind_config(groups), sort_keys=False))
         try:

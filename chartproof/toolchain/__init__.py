@@ -106,7 +106,6 @@ class Toolchain:
         groups: dict[str, list[ToolPin]] = {}
         for name in todo:
             pin = self.pins[name]
-            groups.setdefault(f"{pin.build_group}@{pin.version}", [])
             members = [p for p in self.pins.values() if p.build_group == pin.build_group and p.version == pin.version]
             groups[f"{pin.build_group}@{pin.version}"] = members
         for members in groups.values():
