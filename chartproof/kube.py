@@ -96,8 +96,12 @@ class Kubectl:
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.5,
-             explain: Callable[[], str] | None = None) -> Any:
-    """Poll ``predicate`` until it returns something truthy; raise WaitTimeout naming ``what`` otherwise."""
+             explain: Callable[[], str] | None = None, give_up: Callable[[], str | None] | None = None) -> Any:
+    """Poll ``predicate`` until it returns something truthy; raise WaitTimeout naming ``what`` otherwise.
+
+    ``give_up`` returns a reason when waiting longer cannot help (an image that cannot be pulled, a crash
+    loop, a failed Job): the wait then stops at once with that reason instead of running out the clock.
+    """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:
@@ -105,6 +109,9 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, interva
             result = predicate()
             if result:
                 return result
+            reason = give_up() if give_up else None
+            if reason:
+                raise WaitTimeout(f"{what} cannot be reached: {reason}")
         except KubectlError as exc:
             last_error = exc
         if time.monotonic() >= deadline:

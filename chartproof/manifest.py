@@ -1,12 +1,28 @@
-"""Rendered manifests and readable accessors for assertions (helm-unittest style, in plain Python)."""
+"""Rendered manifests, parsed exactly as helm and the API server read them, and readable accessors.
+
+A ``Manifest`` holds the objects of one render (or of a live release) with the template each came from.
+Objects are compared by meaning, not spelling: a field set to ``null`` is dropped at parse time (the API
+server drops it too), ``v1 List`` objects are flattened into their items, and quantities compare by value
+(``quantity("1Gi") == quantity("1024Mi")``).
+
+Tests find objects by what the contract promises (kind, labels, pod template, image), never by template
+file names or object order: ``select`` and ``one`` do that, and ``one`` explains what it found instead.
+"""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import yaml
+
+try:  # libyaml when present: the same YAML 1.1 semantics, ten times faster on big CRDs
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - PyYAML without libyaml
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 POD_TEMPLATE_PATHS = {
     "Pod": ("spec",),
@@ -17,63 +33,152 @@ POD_TEMPLATE_PATHS = {
     "Job": ("spec", "template", "spec"),
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
 }
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod")
+
+# A document separator is "---" at the very start of a line, followed by nothing, a space or a tab (YAML's
+# rule; helm's splitter agrees for everything helm itself emits). An indented "---" inside a block scalar,
+# such as a markdown rule in a CRD description, is content.
+_SEPARATOR = re.compile(r"^---(?:[ \t].*)?$")
+_SOURCE = "# Source: "
+
+
+class ManifestError(AssertionError):
+    """The rendered text is not valid YAML: a defect of the chart, reported with where it is."""
+
+
+def split_documents(text: str) -> Iterator[tuple[str, str, int]]:
+    """``(source, document text, first line number)`` per YAML document, in order."""
+    chunk: list[str] = []
+    start = 1
+    for number, line in enumerate(text.splitlines(), start=1):
+        if _SEPARATOR.match(line):
+            if chunk:
+                yield _source_of(chunk), "\n".join(chunk) + "\n", start
+            chunk, start = [], number + 1
+            rest = line[3:].strip()
+            if rest and not rest.startswith("#"):
+                chunk.append(rest)  # "--- {a: b}": content on the separator line
+        else:
+            chunk.append(line)
+    if chunk:
+        yield _source_of(chunk), "\n".join(chunk) + "\n", start
+
+
+def _source_of(lines: list[str]) -> str:
+    for line in lines:
+        if line.startswith(_SOURCE):
+            return line[len(_SOURCE):].strip()
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+    return ""
+
+
+def prune(node: Any) -> Any:
+    """The value with every mapping key whose value is ``null`` removed, recursively."""
+    if isinstance(node, dict):
+        return {k: prune(v) for k, v in node.items() if v is not None}
+    if isinstance(node, list):
+        return [prune(v) for v in node]
+    return node
 
 
 class Manifest:
-    """The objects of one render (or of a live release), in order, with their template source."""
+    """The objects of one render (or of a live release), with their template source."""
 
     def __init__(self, text: str):
         self.text = text
         self.objects: list[dict[str, Any]] = []
         self.sources: list[str] = []
-        for chunk in _split_documents(text):
-            source = ""
-            for line in chunk.splitlines():
-                if line.startswith("# Source: "):
-                    source = line[len("# Source: "):].strip()
-                    break
-            for doc in yaml.safe_load_all(chunk):
-                if isinstance(doc, dict) and doc.get("kind"):
-                    if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
-                        for item in doc["items"]:
-                            self.objects.append(item)
-                            self.sources.append(source)
-                    else:
-                        self.objects.append(doc)
-                        self.sources.append(source)
+        for source, chunk, first_line in split_documents(text):
+            try:
+                docs = list(yaml.load_all(chunk, Loader=_Loader))
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f", line {first_line + mark.line}" if mark is not None else ""
+                problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+                raise ManifestError(f"the render is not valid YAML: {source or 'a document'}{where}: {problem}") from None
+            for doc in docs:
+                self._add(doc, source)
 
-    def __iter__(self):
+    def _add(self, doc: Any, source: str) -> None:
+        if not isinstance(doc, dict) or not doc.get("kind"):
+            return  # empty documents and comments-only documents
+        doc = prune(doc)
+        if str(doc["kind"]).endswith("List") and isinstance(doc.get("items"), list):
+            for item in doc["items"]:
+                self._add(item, source)
+            return
+        self.objects.append(doc)
+        self.sources.append(source)
+
+    def __iter__(self) -> Iterator[dict]:
         return iter(self.objects)
 
     def __len__(self) -> int:
         return len(self.objects)
 
+    # -- finding objects by what the contract promises ------------------------------------------------
+    def select(self, kind: str | Iterable[str] | None = None, *, name: str | None = None,
+               namespace: str | None = None, labels: dict[str, str] | None = None,
+               pod_labels: dict[str, str] | None = None,
+               where: Callable[[dict], bool] | None = None) -> list[dict]:
+        """Objects of ``kind`` (one or several) whose metadata labels include ``labels``, whose pod template
+        labels include ``pod_labels``, and for which ``where(obj)`` holds."""
+        kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
+        out = []
+        for obj in self.objects:
+            meta = obj.get("metadata") or {}
+            if kinds is not None and obj.get("kind") not in kinds:
+                continue
+            if name is not None and meta.get("name") != name:
+                continue
+            if namespace is not None and (meta.get("namespace") or "") != namespace:
+                continue
+            if labels and not _includes(meta.get("labels"), labels):
+                continue
+            if pod_labels and not _includes(template_labels(obj), pod_labels):
+                continue
+            if where is not None and not where(obj):
+                continue
+            out.append(obj)
+        return out
+
+    def one(self, kind: str | Iterable[str] | None = None, what: str | None = None, **filters) -> dict:
+        """The single object ``select(kind, **filters)`` finds; otherwise an AssertionError that says what
+        was looked for and which objects of that kind the chart produced instead."""
+        found = self.select(kind, **filters)
+        if len(found) == 1:
+            return found[0]
+        kinds = [kind] if isinstance(kind, str) else list(kind or [])
+        wanted = what or describe_filter(kinds, filters)
+        if not found:
+            others = self.select(kinds or None)
+            listing = ", ".join(ref(o) for o in others[:25]) or "none"
+            raise AssertionError(f"no {wanted}; objects of that kind: {listing}")
+        raise AssertionError(f"expected one {wanted}, found {len(found)}: {', '.join(ref(o) for o in found)}")
+
     def find(self, kind: str | None = None, name: str | None = None, namespace: str | None = None) -> list[dict]:
-        return [
-            obj for obj in self.objects
-            if (kind is None or obj.get("kind") == kind)
-            and (name is None or obj.get("metadata", {}).get("name") == name)
-            and (namespace is None or obj.get("metadata", {}).get("namespace") == namespace)
-        ]
+        return self.select(kind, name=name, namespace=namespace)
 
     def has(self, kind: str, name: str | None = None) -> bool:
-        return bool(self.find(kind, name))
+        return bool(self.select(kind, name=name))
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict:
-        found = self.find(kind, name, namespace)
-        if len(found) != 1:
-            where = f" in {namespace}" if namespace else ""
-            others = ", ".join(self.names(kind)) or "none"
-            raise AssertionError(
-                f"expected exactly one {kind} {name}{where}, found {len(found)}; {kind} objects rendered: {others}"
-            )
-        return found[0]
+        """The object of a name the contract fixes."""
+        return self.one(kind, name=name, namespace=namespace)
 
     def kinds(self) -> set[str]:
         return {obj.get("kind") for obj in self.objects}
 
     def names(self, kind: str) -> list[str]:
-        return [obj.get("metadata", {}).get("name") for obj in self.find(kind)]
+        return [obj.get("metadata", {}).get("name") for obj in self.select(kind)]
+
+    def workloads(self) -> list[dict]:
+        return self.select(WORKLOAD_KINDS)
+
+    def with_image(self, fragment: str, kind: str | Iterable[str] = WORKLOAD_KINDS) -> list[dict]:
+        """Workloads with a container (or init container) whose image contains ``fragment``."""
+        return self.select(kind, where=lambda o: any(fragment in i for i in images(o)))
 
     def source_of(self, obj: dict) -> str:
         for candidate, source in zip(self.objects, self.sources, strict=True):
@@ -83,57 +188,155 @@ class Manifest:
 
     def keys(self) -> set[tuple[str, str, str]]:
         """(kind, namespace, name) of every object: handy to compare two renders."""
-        return {(o.get("kind"), o.get("metadata", {}).get("namespace") or "", o.get("metadata", {}).get("name"))
-                for o in self.objects}
+        return {key(o) for o in self.objects}
 
 
-def _split_documents(text: str) -> Iterable[str]:
-    chunk: list[str] = []
-    for line in text.splitlines():
-        if line.strip() == "---" or line.startswith("--- "):
-            if chunk:
-                yield "\n".join(chunk)
-            chunk = []
-        else:
-            chunk.append(line)
-    if chunk:
-        yield "\n".join(chunk)
+def _includes(have: dict | None, want: dict) -> bool:
+    have = have or {}
+    return all(k in have and (v is None or str(have[k]) == str(v)) for k, v in want.items())
 
 
+def dig(node: Any, path: str, default: Any = None) -> Any:
+    """``dig(obj, "spec.template.spec.nodeSelector")``: the value at a dotted path of mapping keys, or
+    ``default`` when any step is missing (a chart that leaves a field out fails an assertion, not the suite)."""
+    for step in path.split("."):
+        if not isinstance(node, dict) or step not in node:
+            return default
+        node = node[step]
+    return node
+
+
+def key(obj: dict) -> tuple[str, str, str]:
+    meta = obj.get("metadata") or {}
+    return obj.get("kind", ""), meta.get("namespace") or "", meta.get("name", "")
+
+
+def ref(obj: dict) -> str:
+    """``Kind name`` (``Kind namespace/name`` when namespaced): how failures name an object."""
+    kind, namespace, name = key(obj)
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+
+
+def describe_filter(kinds: list[str], filters: dict) -> str:
+    parts = ["/".join(kinds) or "object"]
+    for name, value in filters.items():
+        if value is None or name == "where":
+            continue
+        if isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in value.items())
+        parts.append(f"{name.replace('_', ' ')} {value}")
+    if filters.get("where") is not None:
+        parts.append("matching the promise")
+    return " with ".join([parts[0], ", ".join(parts[1:])]) if len(parts) > 1 else parts[0]
+
+
+def fragment(obj: Any, limit: int = 1500) -> str:
+    """A YAML excerpt of an object for a failure message."""
+    text = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False).rstrip()
+    return text if len(text) <= limit else text[:limit] + "\n…"
+
+
+# -- pods ------------------------------------------------------------------------------------------------
 def pod_spec(obj: dict) -> dict:
     path = POD_TEMPLATE_PATHS.get(obj.get("kind", ""))
     if path is None:
-        raise AssertionError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')} has no pod template")
+        raise AssertionError(f"{ref(obj)} has no pod template")
     node: Any = obj
-    for key in path:
-        node = (node or {}).get(key)
+    for step in path:
+        node = (node or {}).get(step)
     if not isinstance(node, dict):
-        raise AssertionError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}: no pod spec at {'.'.join(path)}")
+        raise AssertionError(f"{ref(obj)}: no pod spec at {'.'.join(path)}")
     return node
+
+
+def template_labels(obj: dict) -> dict:
+    """The labels of a workload's pods (its pod template's labels; a Pod's own)."""
+    if obj.get("kind") == "Pod":
+        return (obj.get("metadata") or {}).get("labels") or {}
+    path = POD_TEMPLATE_PATHS.get(obj.get("kind", ""))
+    if path is None:
+        return {}
+    node: Any = obj
+    for step in path[:-1]:
+        node = (node or {}).get(step)
+    return ((node or {}).get("metadata") or {}).get("labels") or {}
+
+
+def template_annotations(obj: dict) -> dict:
+    path = POD_TEMPLATE_PATHS.get(obj.get("kind", ""))
+    if obj.get("kind") == "Pod":
+        return (obj.get("metadata") or {}).get("annotations") or {}
+    node: Any = obj
+    for step in (path or ())[:-1]:
+        node = (node or {}).get(step)
+    return ((node or {}).get("metadata") or {}).get("annotations") or {}
 
 
 def containers(obj: dict, init: bool = False) -> list[dict]:
     return list(pod_spec(obj).get("initContainers" if init else "containers") or [])
 
 
+def all_containers(obj: dict) -> list[dict]:
+    return containers(obj) + containers(obj, init=True)
+
+
 def container(obj: dict, name: str) -> dict:
-    spec = pod_spec(obj)
-    for item in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+    for item in all_containers(obj):
         if item.get("name") == name:
             return item
-    names = [c.get("name") for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
-    raise AssertionError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')} has no container {name}; it has {names}")
+    raise AssertionError(f"{ref(obj)} has no container {name}; it has {[c.get('name') for c in all_containers(obj)]}")
+
+
+def images(obj: dict) -> list[str]:
+    try:
+        return [c.get("image", "") for c in all_containers(obj)]
+    except AssertionError:
+        return []
 
 
 def env_map(item: dict) -> dict[str, Any]:
-    """``{NAME: value}`` for literal values, ``{NAME: {valueFrom...}}`` for references."""
+    """``{NAME: value}`` for literal values (``""`` when a value is left out), ``{NAME: {valueFrom...}}`` for references."""
     out: dict[str, Any] = {}
     for env in item.get("env") or []:
-        out[env["name"]] = env["value"] if "value" in env else env.get("valueFrom")
+        out[env["name"]] = env["valueFrom"] if "valueFrom" in env else env.get("value", "")
     return out
+
+
+def volumes(obj: dict) -> dict[str, dict]:
+    return {v.get("name"): v for v in pod_spec(obj).get("volumes") or []}
+
+
+def mounts(item: dict) -> dict[str, dict]:
+    """``{mountPath: volumeMount}`` of a container."""
+    return {m.get("mountPath"): m for m in item.get("volumeMounts") or []}
 
 
 def decoded_secret(obj: dict) -> dict[str, str]:
     data = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
     data.update({k: str(v) for k, v in (obj.get("stringData") or {}).items()})
     return data
+
+
+# -- quantities ------------------------------------------------------------------------------------------
+_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+             "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
+             "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+
+
+def quantity(value: Any) -> Decimal:
+    """A Kubernetes quantity as a number: ``quantity("1Gi") == quantity("1024Mi")``, ``quantity(2) == quantity("2000m")``."""
+    text = str(value).strip()
+    match = _QUANTITY.match(text)
+    if not match:
+        raise AssertionError(f"{value!r} is not a Kubernetes quantity")
+    try:
+        return Decimal(match.group(1)) * Decimal(_SUFFIXES[match.group(2) or ""])
+    except InvalidOperation:
+        raise AssertionError(f"{value!r} is not a Kubernetes quantity") from None
+
+
+def same_quantity(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    return quantity(a) == quantity(b)

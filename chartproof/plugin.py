@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from chartproof import diagnostics
+from chartproof import diagnostics, verdicts
 from chartproof.errors import ChartproofError, ProviderUnavailableError, RenderError
 from chartproof.helm import Helm
 from chartproof.kube import MANAGED_BY
 from chartproof.manifest import Manifest
+from chartproof.releases import Release
 from chartproof.reports import ReportWriter
 from chartproof.run import RUN_LABEL, Run, RunOptions
-from chartproof.waiters import WORKLOAD_KINDS
 
 CLUSTER_FIXTURES = {"cluster", "namespace", "install_chart"}
 _RUN_KEY = pytest.StashKey[Run]()
@@ -52,6 +52,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tool", action="append", default=[], metavar="TOOL=PATH",
                     help="use this binary instead of the pinned one (also CHARTPROOF_<TOOL>=PATH)")
     group.addoption("--report-dir", default=None, help="where run reports go (default: reports/)")
+    group.addoption("--contract", action="append", default=[], metavar="ID[,ID...]", dest="chartproof_contracts",
+                    help="run only the tests that prove these contract behaviours (e.g. ADP-POOL-02)")
+    group.addoption("--contract-coverage", action="store_true", dest="chartproof_contract_coverage",
+                    help="after collection, fail unless every contract id has a test and every test names known ids")
 
 
 def _options(config: pytest.Config) -> RunOptions:
@@ -79,6 +83,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "real_cluster(reason): needs real nodes, GPUs or cloud services; "
                                        "skipped on simulated clusters")
     config.addinivalue_line("markers", "exclusive(name): never runs at the same time as another test holding the same name")
+    config.addinivalue_line("markers", "contract(*ids, extension=False): the contract behaviours a test proves "
+                                       "(extension=True: only their inferred parts, not README promises)")
     workerinput = getattr(config, "workerinput", None)
     try:
         options = _options(config)
@@ -139,6 +145,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.cluster)
+    wanted = {cid.strip().upper() for opt in config.getoption("chartproof_contracts") for cid in opt.split(",") if cid.strip()}
+    if wanted:
+        keep, drop = [], []
+        for item in items:
+            (keep if wanted & set(verdicts.contract_ids(item)) else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.getoption("chartproof_contract_coverage"):
+        problems = verdicts.coverage_problems(session.items)
+        if problems:
+            for line in problems:
+                session.config.get_terminal_writer().line(f"chartproof: {line}", red=True)
+            pytest.exit(f"contract coverage: {len(problems)} problem(s)", returncode=1)
+        session.config.get_terminal_writer().line("chartproof: every contract id has a test; every test names known ids")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -153,8 +177,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
     report = yield
+    verdicts.annotate(item, call, report)
     setattr(item, f"chartproof_rep_{report.when}", report)
     return report
+
+
+def pytest_report_teststatus(report, config):
+    """A test that crashed with an unexpected exception is a defect of the suite: an error, not a failure."""
+    if verdicts.is_suite_error(report):
+        return "error", "E", ("ERROR", {"red": True})
+    return None
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -233,6 +265,14 @@ class Renderer:
     def __call__(self, chart: str | Path, values: Any = (), set: dict | None = None, **kwargs) -> Manifest:
         return self.helm.template(chart, values, set, **kwargs)
 
+    def scenario(self, chart: str | Path, values: Any = (), set: dict | None = None, **kwargs) -> Manifest:
+        """The render of a scenario a test builds on; when the chart cannot render it, the test is skipped
+        (the scenario's own failure, with helm's message, is reported once by suites/packaging)."""
+        try:
+            return self.helm.template(chart, values, set, **kwargs)
+        except RenderError as err:
+            pytest.skip(f"the scenario does not render (reported by suites/packaging): {err.message}")
+
     def error(self, chart: str | Path, values: Any = (), set: dict | None = None, **kwargs) -> str:
         try:
             manifest = self.helm.template(chart, values, set, **kwargs)
@@ -275,52 +315,11 @@ def namespace(request: pytest.FixtureRequest, cluster, chartproof_run: Run):
                    "metadata": {"name": name, "labels": {**MANAGED_BY, RUN_LABEL: chartproof_run.run_id}}})
     chartproof_run.note("namespace", namespace=name)
     yield name
-    if _failed(request):
-        summary = diagnostics.collect(cluster.kubectl, name, _diagnostics_dir(chartproof_run, request, name),
-                                      helm=chartproof_run.helm)
+    where = _diagnostics_dir(chartproof_run, request, name)
+    if _failed(request) and not (where / "describe.txt").exists():  # install_chart collected them before uninstalling
+        summary = diagnostics.collect(cluster.kubectl, name, where, helm=chartproof_run.helm)
         request.node.add_report_section("teardown", "chartproof diagnostics", summary)
     cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
-
-
-class Release:
-    """A release a test installed; uninstalled when the test ends."""
-
-    def __init__(self, helm: Helm, cluster, chart, name: str, namespace: str):
-        self.helm = helm
-        self.cluster = cluster
-        self.chart = chart
-        self.name = name
-        self.namespace = namespace
-        self.installed = True
-
-    @property
-    def manifest(self) -> Manifest:
-        return self.helm.get_manifest(self.name, self.namespace)
-
-    def workloads(self) -> list[tuple[str, str, str | None]]:
-        return [(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace") or self.namespace)
-                for o in self.manifest if o.get("kind") in WORKLOAD_KINDS]
-
-    def wait_ready(self, timeout: float = 240) -> None:
-        self.cluster.wait_ready(objects=self.workloads(), timeout=timeout)
-
-    def upgrade(self, values: Any = (), set: dict | None = None, *, reuse_values: bool = False, wait: bool = True,
-                timeout: float = 300):
-        result = self.helm.upgrade(self.chart, self.name, self.namespace, values, set, reuse_values=reuse_values,
-                                   timeout=timeout)
-        if not result.ok:
-            raise RenderError(result.error)
-        if wait:
-            self.wait_ready(timeout)
-        return result
-
-    def uninstall(self, timeout: float = 300) -> None:
-        if not self.installed:
-            return
-        result = self.helm.uninstall(self.name, self.namespace, wait=True, timeout=timeout)
-        if not result.ok and "not found" not in result.error:
-            raise RenderError(result.error)
-        self.installed = False
 
 
 @pytest.fixture
@@ -338,10 +337,10 @@ def install_chart(request: pytest.FixtureRequest, cluster, chartproof_run: Run, 
         if not result.ok:
             # A failed install can still leave a release record: make sure nothing stays behind.
             if any(r.get("name") == name for r in helm.releases(ns)):
-                helm.uninstall(name, ns, wait=True)
+                Release(helm, cluster, chart, name, ns, run=chartproof_run).uninstall(check=False)
             raise RenderError(result.error)
         chartproof_run.note("installed", release=name, namespace=ns)
-        rel = Release(helm, cluster, chart, name, ns)
+        rel = Release(helm, cluster, chart, name, ns, run=chartproof_run)
         releases.append(rel)
         if wait:
             rel.wait_ready(timeout)
@@ -355,7 +354,14 @@ def install_chart(request: pytest.FixtureRequest, cluster, chartproof_run: Run, 
                                           _diagnostics_dir(chartproof_run, request, rel.namespace),
                                           helm=helm, releases=[(rel.name, rel.namespace)])
             request.node.add_report_section("teardown", f"chartproof diagnostics ({rel.name})", summary)
-        rel.uninstall()
+        try:
+            leftovers = rel.uninstall(timeout=120, check=False)
+        except RenderError as err:  # helm's uninstall failed; what it left was removed all the same
+            request.node.add_report_section("teardown", f"chartproof cleanup ({rel.name})", err.message)
+            leftovers = []
+        if leftovers:
+            request.node.add_report_section("teardown", f"chartproof cleanup ({rel.name})",
+                                            "removed after uninstall left them behind: " + ", ".join(leftovers))
         chartproof_run.note("uninstalled", release=rel.name, namespace=rel.namespace)
 
 

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
+from chartproof import verdicts
+from chartproof.contracts import catalog
 from chartproof.redaction import REDACTOR
-
-CONTRACT_ID = re.compile(r"test_((?:adp|mon|hyp)_[a-z]+_\d+|(?:mon)_\d+)", re.I)
-
-
-def contract_id(nodeid: str) -> str:
-    match = CONTRACT_ID.search(nodeid.split("::")[-1])
-    return match.group(1).upper().replace("_", "-") if match else ""
 
 
 class ReportWriter:
@@ -27,7 +21,9 @@ class ReportWriter:
         """A pytest TestReport: keep the call phase, and setup/teardown when they failed or skipped."""
         if report.when != "call" and not (report.failed or report.skipped):
             return
-        entry = {"test": report.nodeid, "contract": contract_id(report.nodeid), "outcome": report.outcome,
+        contracts = verdicts.report_contracts(report)
+        entry = {"test": report.nodeid, "contracts": contracts, "contract": ",".join(contracts),
+                 "extension": verdicts.report_is_extension(report), "outcome": verdicts.outcome(report),
                  "phase": report.when, "seconds": round(report.duration, 3)}
         if report.skipped and isinstance(report.longrepr, tuple):
             entry["reason"] = REDACTOR(str(report.longrepr[2]))
@@ -40,7 +36,7 @@ class ReportWriter:
         counts: dict[str, int] = {}
         for entry in self.results:
             counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
-        payload = {"run": run_id, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+        payload = {"contracts": self.contract_verdicts(), "run": run_id, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
                    "seconds": round(time.time() - self.started, 1), "options": options, "charts": charts,
                    "cluster": cluster, "counts": counts, "notes": notes, "results": self.results}
         text = REDACTOR(json.dumps(payload, indent=2, default=str))
@@ -54,6 +50,24 @@ class ReportWriter:
         except OSError:
             pass
         return self.directory / "report.md"
+
+    def contract_verdicts(self) -> dict[str, dict]:
+        """Per contract id: the verdict on the README promise and, apart, on our extensions.
+
+        failed if any of its tests failed, error if one crashed, passed if all that ran passed, skipped if
+        none ran, not-covered if no test names it.
+        """
+        runs: dict[str, dict[str, list[str]]] = {}
+        for entry in self.results:
+            for cid in entry["contracts"]:
+                side = "extension" if entry["extension"] else "promise"
+                runs.setdefault(cid, {"promise": [], "extension": []})[side].append(entry["outcome"])
+        out = {}
+        for cid, contract in catalog().items():
+            sides = runs.get(cid, {"promise": [], "extension": []})
+            out[cid] = {"promise": _verdict(sides["promise"]), "extension": _verdict(sides["extension"]),
+                        "inferred": contract.inferred}
+        return out
 
     @staticmethod
     def markdown(p: dict) -> str:
@@ -80,6 +94,31 @@ class ReportWriter:
         for r in sorted(p["results"], key=lambda r: (r["outcome"] != "failed", r["test"])):
             note = (r.get("reason") or "").strip().splitlines()
             lines.append(f"| {r['outcome']} | {r['contract']} | `{r['test']}` | {note[-1][:160].replace('|', '/') if note else ''} |")
+        verdict_counts: dict[str, int] = {}
+        extension_counts: dict[str, int] = {}
+        for v in p["contracts"].values():
+            if v["promise"] != "not-covered" or not v["inferred"]:
+                verdict_counts[v["promise"]] = verdict_counts.get(v["promise"], 0) + 1
+            if v["extension"] != "not-covered":
+                extension_counts[v["extension"]] = extension_counts.get(v["extension"], 0) + 1
+        lines += ["", "## Contract behaviours", "",
+                  "README promises: " + (", ".join(f"{n} {k}" for k, n in sorted(verdict_counts.items())) or "none"),
+                  "", "Extensions (inferred, our design decisions): "
+                  + (", ".join(f"{n} {k}" for k, n in sorted(extension_counts.items())) or "none"), "",
+                  "| id | promise | extension |", "|---|---|---|"]
+        lines += [f"| {cid} | {v['promise']} | {v['extension']} |" for cid, v in p["contracts"].items()
+                  if v["promise"] != "not-covered" or v["extension"] != "not-covered"]
         if p["notes"]:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in p["notes"]]
         return "\n".join(lines) + "\n"
+
+
+def _verdict(outcomes: list[str]) -> str:
+    if not outcomes:
+        return "not-covered"
+    for worst in ("failed", "error"):
+        if worst in outcomes:
+            return worst
+    if all(o == "skipped" for o in outcomes):
+        return "skipped"
+    return "passed"

@@ -1,6 +1,9 @@
-"""Readiness of workloads, claims and pods, and waiting for it with a useful explanation on timeout."""
+"""Readiness of workloads, claims and pods, and waiting for it: with a useful explanation on timeout, and
+stopping early, with the reason, when an object has clearly failed."""
 
 from __future__ import annotations
+
+import time
 
 from chartproof.kube import Kubectl, wait_for
 
@@ -53,6 +56,37 @@ def pending_reasons(kubectl: Kubectl, namespace: str | None) -> list[str]:
     return reasons
 
 
+HOPELESS_WAITING = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff"}
+STUCK_WAITING = {"CreateContainerConfigError", "CreateContainerError"}  # hopeless once they persist
+STUCK_AFTER_S = 45
+
+
+def hopeless(kubectl: Kubectl, namespace: str | None, first_seen: dict[str, float] | None = None) -> str | None:
+    """Why the pods of ``namespace`` will not become ready by waiting, or None while they still might."""
+    first_seen = first_seen if first_seen is not None else {}
+    now = time.monotonic()
+    for pod in kubectl.items("pods", namespace=namespace, all_namespaces=namespace is None):
+        name = pod["metadata"]["name"]
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        statuses += (pod.get("status") or {}).get("initContainerStatuses") or []
+        for status in statuses:
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            detail = f"pod {name} container {status.get('name')}: {reason}" + (
+                f" ({waiting['message'][:200]})" if waiting.get("message") else "")
+            if reason in HOPELESS_WAITING:
+                return detail
+            if reason in STUCK_WAITING:
+                since = first_seen.setdefault(f"{name}/{status.get('name')}", now)
+                if now - since >= STUCK_AFTER_S:
+                    return detail
+    for job in kubectl.items("jobs", namespace=namespace, all_namespaces=namespace is None):
+        for cond in (job.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "Failed" and cond.get("status") == "True":
+                return f"Job {job['metadata']['name']} failed: {cond.get('reason')}: {cond.get('message', '')[:200]}"
+    return None
+
+
 def wait_ready(kubectl: Kubectl, *, namespace: str | None = None, objects: list[tuple[str, str, str | None]] | None = None,
                timeout: float = 180) -> None:
     """Wait until the given (kind, name, namespace) objects, or every workload of ``namespace``, are ready."""
@@ -81,4 +115,14 @@ def wait_ready(kubectl: Kubectl, *, namespace: str | None = None, objects: list[
         return "; ".join(items) or "everything became ready at the last moment"
 
     what = f"readiness of {len(objects)} objects" if objects is not None else f"readiness of namespace {namespace}"
-    wait_for(lambda: not unready(), timeout=timeout, what=what, explain=explain, interval=0.5)
+    namespaces = {ns for _, _, ns in objects} if objects is not None else {namespace}
+    seen: dict[str, float] = {}
+
+    def give_up() -> str | None:
+        for ns in sorted(namespaces, key=str):
+            reason = hopeless(kubectl, ns, seen)
+            if reason:
+                return reason
+        return None
+
+    wait_for(lambda: not unready(), timeout=timeout, what=what, explain=explain, interval=0.5, give_up=give_up)

@@ -70,7 +70,7 @@ def test_render_gives_objects_and_accessors(driver):
     assert container(deployment, "app")["image"] == "busybox"
     assert env_map(container(deployment, "app")) == {}
     assert decoded_secret(manifest.get("Secret", "demo-secret")) == {"password": "s3cret-value"}
-    with pytest.raises(AssertionError, match="Deployment objects rendered: demo"):
+    with pytest.raises(AssertionError, match="objects of that kind: Deployment demo"):
         manifest.get("Deployment", "other")
 
 

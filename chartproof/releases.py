@@ -1,0 +1,130 @@
+"""A release a test installed: its live manifest, readiness, upgrade, and an uninstall that proves (and
+makes sure) nothing of it is left behind.
+
+"Uninstall and assert nothing is left" is one thing, here: ``Release.uninstall()`` records every object of
+the release (manifest and hooks) first, uninstalls, waits for those objects to go, and when some stay it
+deletes them itself, so one chart defect never poisons later tests (a stray ClusterRole would make every
+later install of the chart fail on helm's ownership check), and then reports them as the defect they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chartproof.errors import RenderError
+from chartproof.kube import KubectlError
+from chartproof.manifest import Manifest, ref
+
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume",
+                  "StorageClass", "PriorityClass", "APIService", "MutatingWebhookConfiguration",
+                  "ValidatingWebhookConfiguration", "ClusterIssuer", "ClusterSecretStore", "IngressClass",
+                  "RuntimeClass", "CSIDriver", "ClusterTriggerAuthentication"}
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
+_KEEP = "helm.sh/resource-policy"
+
+
+class Release:
+    """A release a test installed; the ``install_chart`` fixture uninstalls it when the test ends."""
+
+    def __init__(self, helm, cluster, chart, name: str, namespace: str, run=None):
+        self.helm = helm
+        self.cluster = cluster
+        self.chart = chart
+        self.name = name
+        self.namespace = namespace
+        self.run = run
+        self.installed = True
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.helm.get_manifest(self.name, self.namespace)
+
+    def hooks(self) -> Manifest:
+        result = self.helm.run("get", "hooks", self.name, "--namespace", self.namespace)
+        return Manifest(result.stdout if result.ok else "")
+
+    def workloads(self) -> list[tuple[str, str, str | None]]:
+        return [(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace") or self.namespace)
+                for o in self.manifest if o.get("kind") in WORKLOAD_KINDS]
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        self.cluster.wait_ready(objects=self.workloads(), timeout=timeout)
+
+    def upgrade(self, values: Any = (), set: dict | None = None, *, reuse_values: bool = False, wait: bool = True,
+                timeout: float = 300):
+        result = self.helm.upgrade(self.chart, self.name, self.namespace, values, set, reuse_values=reuse_values,
+                                   timeout=timeout)
+        if not result.ok:
+            raise RenderError(result.error)
+        if wait:
+            self.wait_ready(timeout)
+        return result
+
+    def objects(self) -> list[tuple[str, str, str | None]]:
+        """(kind, name, namespace or None) of everything the release created, hooks included, except what
+        the chart asks helm to keep (``helm.sh/resource-policy: keep``)."""
+        out = []
+        for manifest in (self.manifest, self.hooks()):
+            for obj in manifest:
+                meta = obj.get("metadata") or {}
+                if (meta.get("annotations") or {}).get(_KEEP) == "keep":
+                    continue
+                namespace = None if obj["kind"] in CLUSTER_SCOPED else (meta.get("namespace") or self.namespace)
+                out.append((obj["kind"], meta["name"], namespace))
+        return out
+
+    def uninstall(self, timeout: float = 300, *, check: bool = True) -> list[str]:
+        """``helm uninstall --wait``, then make sure every object of the release is gone.
+
+        Returns the objects that stayed (and were then deleted by us); with ``check`` (the default) an
+        AssertionError names them instead, so the test that uninstalled reports the defect.
+        """
+        if not self.installed:
+            return []
+        try:
+            created = self.objects()
+        except RenderError:
+            created = []  # no release record: nothing to check against
+        result = self.helm.uninstall(self.name, self.namespace, wait=True, timeout=timeout)
+        self.installed = False
+        failed = not result.ok and "not found" not in result.error
+        left = self._wait_gone(created, timeout=5 if failed else 60)
+        if left:
+            self._remove(left)
+        names = [f"{kind} {ns + '/' if ns else ''}{name}" for kind, name, ns in left]
+        if failed:
+            raise RenderError(result.error + (f" (left behind, removed by the suite: {', '.join(names)})" if names else ""))
+        if names and check:
+            raise AssertionError(f"helm uninstall left {len(names)} object(s) of release {self.name} behind "
+                                 f"(removed by the suite afterwards): {', '.join(names)}")
+        return names
+
+    def _exists(self, kind: str, name: str, namespace: str | None) -> bool:
+        try:
+            return self.cluster.kubectl.exists(kind, name, namespace)
+        except KubectlError as exc:  # a kind whose CRD went with the release: its objects went too
+            if "doesn't have a resource type" in exc.stderr or "no matches for kind" in exc.stderr:
+                return False
+            raise
+
+    def _wait_gone(self, created, timeout: float) -> list[tuple[str, str, str | None]]:
+        def left():
+            return [o for o in created if self._exists(*o)]
+
+        try:
+            self.cluster.wait_for(lambda: not left(), timeout=timeout, what=f"objects of release {self.name} to go")
+        except Exception:  # noqa: BLE001 - what stays is the answer
+            pass
+        return left()
+
+    def _remove(self, objects) -> None:
+        for kind, name, namespace in objects:
+            where = ["-n", namespace] if namespace else []
+            # Finalizers nobody will ever run (their controller went with the release) would keep it forever.
+            self.cluster.kubectl("patch", kind, name, *where, "--type=merge", "-p", '{"metadata":{"finalizers":null}}',
+                                 check=False)
+            self.cluster.kubectl("delete", kind, name, *where, "--ignore-not-found", "--wait=false", check=False)
+        if self.run is not None:
+            self.run.note("removed-leftovers", release=self.name, objects=[ref({"kind": k, "metadata": {
+                "name": n, "namespace": ns}}) for k, n, ns in objects])
+

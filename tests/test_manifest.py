@@ -1,0 +1,145 @@
+"""The manifest parser reads exactly what helm renders: a corpus of tricky but valid manifests."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import yaml
+
+from chartproof.manifest import (
+    Manifest,
+    ManifestError,
+    env_map,
+    prune,
+    quantity,
+    same_quantity,
+    split_documents,
+)
+
+
+def big_crd(properties: int = 400) -> str:
+    """A real-world-sized CRD (hundreds of properties) whose descriptions hold markdown: indented `---`
+    rules, `key: value` text, lists, code fences and very long lines."""
+    description = textwrap.indent(textwrap.dedent("""\
+        Widget configures a widget.
+        ---
+        key: value
+        - not: a list item
+        ```yaml
+        apiVersion: v1
+        kind: ConfigMap
+        ---
+        ```
+        --- also a rule, indented
+        """), " " * 14)
+    props = "\n".join(
+        f"              field{i}:\n                description: |\n{textwrap.indent(description, '    ')}"
+        f"                type: string" for i in range(properties))
+    return (
+        "# Source: chart/templates/crd.yaml\n"
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+        "metadata:\n  name: widgets.example.com\n"
+        "spec:\n  group: example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n"
+        "  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n"
+        "        type: object\n        description: >-\n          " + "x" * 20000 + "\n"
+        "        properties:\n          spec:\n            type: object\n            properties:\n"
+        + props + "\n")
+
+
+CORPUS = [
+    ("plain two documents", "a: 1\n---\nkind: ConfigMap\nmetadata: {name: one}\n---\nkind: Secret\nmetadata: {name: two}\n",
+     [("ConfigMap", "one"), ("Secret", "two")]),
+    ("leading separator and empty documents", "---\n---\n# only a comment\n---\nkind: ConfigMap\nmetadata:\n  name: a\n---\n\n",
+     [("ConfigMap", "a")]),
+    ("separator followed by a comment", "kind: ConfigMap\nmetadata: {name: a}\n--- # next\nkind: ConfigMap\nmetadata: {name: b}\n",
+     [("ConfigMap", "a"), ("ConfigMap", "b")]),
+    ("indented --- in a block scalar", "kind: ConfigMap\nmetadata: {name: md}\ndata:\n  README.md: |\n    # Title\n    ---\n"
+                                       "    key: value\n    --- \n", [("ConfigMap", "md")]),
+    ("v1 List", "apiVersion: v1\nkind: List\nitems:\n- kind: ConfigMap\n  metadata: {name: x}\n"
+                "- kind: Service\n  metadata: {name: y}\n", [("ConfigMap", "x"), ("Service", "y")]),
+    ("typed list", "apiVersion: v1\nkind: ConfigMapList\nitems:\n- kind: ConfigMap\n  metadata: {name: x}\n",
+     [("ConfigMap", "x")]),
+    ("document end marker", "kind: ConfigMap\nmetadata: {name: a}\n...\n---\nkind: ConfigMap\nmetadata: {name: b}\n",
+     [("ConfigMap", "a"), ("ConfigMap", "b")]),
+    ("---word is not a separator", "kind: ConfigMap\nmetadata: {name: a}\ndata:\n  x: |-\n    text\n---b\n",
+     None),  # YAML error: "---b" at column 0 is a plain scalar where a key is expected
+    ("very long string", "kind: ConfigMap\nmetadata: {name: long}\ndata:\n  v: \"" + "y" * 200000 + "\"\n",
+     [("ConfigMap", "long")]),
+    ("big CRD with markdown descriptions", big_crd() + "---\nkind: ConfigMap\nmetadata: {name: after}\n",
+     [("CustomResourceDefinition", "widgets.example.com"), ("ConfigMap", "after")]),
+]
+
+
+@pytest.mark.parametrize("text, expected", [(t, e) for _, t, e in CORPUS], ids=[n for n, _, _ in CORPUS])
+def test_parser_corpus(text, expected):
+    if expected is None:
+        with pytest.raises(ManifestError):
+            Manifest(text)
+        return
+    manifest = Manifest(text)
+    assert [(o["kind"], o["metadata"]["name"]) for o in manifest] == expected
+
+
+def test_block_scalars_keep_their_text():
+    m = Manifest("kind: ConfigMap\nmetadata: {name: md}\ndata:\n  README.md: |\n    # Title\n    ---\n    key: value\n")
+    assert m.objects[0]["data"]["README.md"] == "# Title\n---\nkey: value\n"
+
+
+def test_big_crd_descriptions_are_intact():
+    crd = Manifest(big_crd(50)).objects[0]
+    props = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert len(props) == 50
+    assert "---\nkey: value\n" in props["field7"]["description"]
+
+
+def test_matches_pyyaml_on_the_whole_text():
+    """Our split plus per-document parsing gives what a YAML stream parser gives for the whole text."""
+    text = "\n---\n".join(t for _, t, e in CORPUS if e is not None and "List" not in t)
+    reference = [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and d.get("kind")]
+    assert Manifest(text).objects == [prune(d) for d in reference]
+
+
+def test_sources_follow_their_documents():
+    text = "---\n# Source: c/templates/a.yaml\nkind: ConfigMap\nmetadata: {name: a}\n---\n# Source: c/templates/b.yaml\n" \
+           "kind: ConfigMap\nmetadata: {name: b}\n"
+    m = Manifest(text)
+    assert [m.source_of(o) for o in m] == ["c/templates/a.yaml", "c/templates/b.yaml"]
+    assert [s for s, _, _ in split_documents(text)] == ["c/templates/a.yaml", "c/templates/b.yaml"]
+
+
+def test_yaml_errors_name_the_template_and_line():
+    text = "# Source: c/templates/ok.yaml\nkind: ConfigMap\nmetadata: {name: a}\n---\n# Source: c/templates/bad.yaml\n" \
+           "kind: ConfigMap\nmetadata:\n  name: [unclosed\n"
+    with pytest.raises(ManifestError, match=r"c/templates/bad.yaml, line \d+"):
+        Manifest(text)
+
+
+def test_null_is_the_same_as_absent():
+    m = Manifest("kind: Deployment\nmetadata: {name: d, labels: null}\nspec:\n  replicas: 2\n  paused: null\n")
+    assert m.objects[0] == {"kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 2}}
+
+
+def test_quantities_compare_by_value():
+    assert quantity("1Gi") == quantity("1024Mi")
+    assert quantity(2) == quantity("2000m")
+    assert same_quantity("10Gi", "10240Mi") and not same_quantity("10G", "10Gi")
+    with pytest.raises(AssertionError, match="not a Kubernetes quantity"):
+        quantity("ten")
+
+
+def test_selection_by_labels_and_pod_template():
+    m = Manifest("kind: Deployment\nmetadata:\n  name: x\n  labels: {app: a, extra: e}\nspec:\n  template:\n"
+                 "    metadata: {labels: {pool: p1}}\n    spec:\n      containers: [{name: c, image: reg/img:1}]\n"
+                 "---\nkind: Deployment\nmetadata: {name: y, labels: {app: b}}\n")
+    assert [o["metadata"]["name"] for o in m.select("Deployment", labels={"app": "a"})] == ["x"]
+    assert m.one("Deployment", pod_labels={"pool": "p1"})["metadata"]["name"] == "x"
+    assert [o["metadata"]["name"] for o in m.with_image("reg/img")] == ["x"]
+    with pytest.raises(AssertionError, match=r"no Deployment with labels app=c; objects of that kind: Deployment x, Deployment y"):
+        m.one("Deployment", labels={"app": "c"})
+
+
+def test_env_map_keeps_literal_and_reference_values():
+    c = {"env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                 {"name": "C"}]}
+    assert env_map(c) == {"A": "1", "B": {"secretKeyRef": {"name": "s", "key": "k"}}, "C": ""}
