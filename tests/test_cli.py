@@ -29,11 +29,15 @@ def test_exit_codes_are_distinct():
     (["cluster", "down"], 2, "name the clusters"),
 ])
 def test_bad_input_gives_one_line_and_its_exit_code(args, code, text):
-    proc = run_cli(*args)
-    assert proc.returncode == code, proc.stderr
-    assert text in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert ClusterRecord.load_all() == [] or all(r.name != "nosuch" for r in ClusterRecord.load_all())
+    before = {r.name for r in ClusterRecord.load_all()}
+    proc = subprocess.Popen([sys.executable, "-m", "chartproof", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == code, stderr
+    assert text in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    left = [r.name for r in ClusterRecord.load_all() if r.owner_pid == proc.pid and r.name not in before]
+    assert left == [], f"bad input left cluster records behind: {left}"
 
 
 def test_kind_without_docker_exit_code():
