@@ -1,28 +1,49 @@
-"""Promises every chart keeps under every one of its scenario files: a deterministic render (same input,
-same bytes) and a strict lint with no finding."""
+"""Promises every chart keeps under every one of its scenario files (`fixtures/<chart>/*.yaml`): the scenario
+renders, the render is deterministic (same input, same bytes), and a strict lint has no finding.
+
+A chart that cannot render a scenario is reported once, here, by `test_scenario_renders[...]` with helm's
+message; the other tests of that scenario (here and in the chart suites, through `render.scenario`) skip.
+"""
 
 from __future__ import annotations
 
 import pytest
 
+from chartproof.errors import RenderError
 from chartproof.paths import scenarios
 
-CASES = [(chart, path) for chart in ("adaptive", "monitoring", "hyperpod") for path in scenarios(chart)]
+CHARTS = ("adaptive", "monitoring", "hyperpod")
+CASES = [pytest.param(chart, path, id=f"{chart}-{path.stem}") for chart in CHARTS for path in scenarios(chart)]
 
 
-@pytest.mark.parametrize("chart, values", CASES, ids=[f"{c}-{p.stem}" for c, p in CASES])
-def test_template_is_deterministic(helm, chart, values):
+@pytest.mark.parametrize("chart, values", CASES)
+def test_scenario_renders(render, chart, values):
+    try:
+        manifest = render(chart, [values])
+    except RenderError as err:
+        raise AssertionError(f"{chart} cannot render scenario {values.name}: helm says: {err.message}") from None
+    assert len(manifest) > 0, f"{chart} renders no object for scenario {values.name}"
+
+
+@pytest.mark.parametrize("chart, values", CASES)
+def test_template_is_deterministic(helm, render, chart, values):
     """Rendered twice by helm itself (not through the render cache): byte-identical."""
-    directory = helm.chart_dir(chart)
-    args = ["template", "release-a", str(directory), "--namespace", "team-a", "-f", str(values)]
+    render.scenario(chart, [values])
+    args = ["template", "release-a", str(helm.chart_dir(chart)), "--namespace", "team-a", "-f", str(values)]
     first, second = helm.run(*args), helm.run(*args)
-    assert first.ok, first.error
-    assert first.stdout == second.stdout
-    assert len(first.stdout) > 1000, "a scenario renders real objects"
+    assert first.ok and second.ok, f"helm template (release release-a, namespace team-a) failed: {first.error or second.error}"
+    if first.stdout != second.stdout:
+        diff = next((i for i, (a, b) in enumerate(zip(first.stdout.splitlines(), second.stdout.splitlines(), strict=False))
+                     if a != b), None)
+        line = (f"line {diff + 1}: {first.stdout.splitlines()[diff]!r} then {second.stdout.splitlines()[diff]!r}"
+                if diff is not None else f"lengths {len(first.stdout)} and {len(second.stdout)}")
+        raise AssertionError(f"two renders of the same input differ, first at {line}")
 
 
-@pytest.mark.parametrize("chart, values", CASES, ids=[f"{c}-{p.stem}" for c, p in CASES])
-def test_strict_lint_is_clean(helm, chart, values):
+@pytest.mark.parametrize("chart, values", CASES)
+def test_strict_lint_is_clean(helm, render, chart, values):
+    render.scenario(chart, [values])
     result = helm.lint(chart, [values], strict=True)
-    assert result.ok, result.output[-2000:]
-    assert "[WARNING]" not in result.output and "[ERROR]" not in result.output
+    findings = [line for line in result.output.splitlines() if "[ERROR]" in line or "[WARNING]" in line]
+    assert result.ok and not findings, \
+        f"helm lint --strict with {values.name}: expected no finding, found:\n" + "\n".join(findings or [result.output[-2000:]])

@@ -1,4 +1,4 @@
-"""The pure parts of `suites/realcluster.py`, checked without a cluster: its doctests (URLs, curl output,
+"""The pure parts of `chartproof/incluster.py`, checked without a cluster: its doctests (URLs, curl output,
 LogQL) and the synthetic exporter of ADP-AUTOSCALE-07 run on this machine."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import subprocess
 import time
 import urllib.request
 
-import suites.realcluster as rc
+import chartproof.incluster as rc
 
 
 def test_helper_doctests():
