@@ -1,22 +1,27 @@
-"""Facts of the HyperPod chart contract (shared/contracts/hyperpod.md) used by the hyperpod suite:
-dependency table, instance-type lists, regional agent images, objects per component, and small
-helpers to attribute rendered objects to components and to evaluate node affinity."""
+"""Facts of the HyperPod contract (chartproof/contracts/hyperpod.md) the hyperpod suite checks against:
+dependency table (B), instance-type lists (C.3), regional agent images (C.4), objects per component (D),
+and how to find each component's objects by what D promises (fixed names; the NVIDIA and EFA DaemonSets,
+whose names the contract leaves open, by image and by the accelerator taint they tolerate).
+
+Scheduling rules (affinity, tolerations, taints) are engine code: ``chartproof.placement``."""
 
 from __future__ import annotations
 
-import itertools
-import re
+from pathlib import Path
 from typing import Any
 
-from chartproof.manifest import Manifest, pod_spec
+import pytest
+import yaml
+
+from chartproof.manifest import Manifest, all_containers, containers, images, key, ref
+from chartproof.placement import declares_toleration, has_taint
 
 RELEASE = "dependencies"
 NAMESPACE = "kube-system"
 HEALTH_TAINT = {"key": "sagemaker.amazonaws.com/node-health-status", "operator": "Equal",
                 "value": "Unschedulable", "effect": "NoSchedule"}
-INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 
-# -- B. dependencies: name -> (version, repository dir or None for a remote chart, condition) --------------
+# -- B. dependencies: name -> (version, local directory under charts/ or None for a remote chart, condition) -----
 DEPENDENCIES = {
     "training-operators": ("0.1.0", "training-operators", "trainingOperators.enabled"),
     "mlflow": ("0.1.0", "mlflow", "mlflow.enabled"),
@@ -62,11 +67,21 @@ HMA_TYPES = (set(_P) | {f"ml.{f}.{s}" for f in ("g5", "g6", "g6e") for s in _SIZ
              | {"ml.gr6.4xlarge", "ml.gr6.8xlarge"} | {f"ml.inf2.{s}" for s in ("xlarge", "8xlarge", "24xlarge", "48xlarge")}
              | {"ml.trn1.32xlarge", "ml.trn1n.32xlarge", "ml.trn2.48xlarge"})
 assert (len(NVIDIA_TYPES), len(EFA_TYPES), len(NEURON_TYPES), len(HMA_TYPES)) == (32, 52, 19, 39)
+LISTS = {"nvidia-device-plugin": NVIDIA_TYPES, "aws-efa-k8s-device-plugin": EFA_TYPES,
+         "neuron-device-plugin": NEURON_TYPES, "health-monitoring-agent": HMA_TYPES}
+
+_NVIDIA_FAMILIES = ("g5", "g6", "g6e", "gr6", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200")
+_NEURON_FAMILIES = ("inf1", "inf2", "trn1", "trn1n", "trn2")
+
+
+def _family(instance_type: str) -> tuple[str, str]:
+    family, _, size = instance_type.removeprefix("ml.").partition(".")
+    return family, size
 
 
 def efa_interfaces(instance_type: str) -> int:
     """F.2: EFA interfaces of a HyperPod instance type (0 = not EFA-capable)."""
-    family, _, size = instance_type.removeprefix("ml.").partition(".")
+    family, size = _family(instance_type)
     table = {"p4d": 4, "p4de": 4, "p5": 32, "p5e": 32, "p5en": 16, "p6-b200": 8, "trn1n": 16, "trn2": 16, "c5n": 1}
     if family == "trn1":
         return 8 if size == "32xlarge" else 0
@@ -74,19 +89,19 @@ def efa_interfaces(instance_type: str) -> int:
         return 1 if size in ("8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge") else 0
     if family == "g6e":
         return {"8xlarge": 1, "12xlarge": 1, "16xlarge": 1, "24xlarge": 2, "48xlarge": 4}.get(size, 0)
-    if family == "inf2":
-        return 0
-    if family in ("m7i", "r7i", "i3en"):
-        return 1 if size in ("12xlarge", "24xlarge", "48xlarge") else 0
+    if family in ("m7i", "r7i"):
+        return 1 if size == "48xlarge" else 0
+    if family == "i3en":
+        return 1 if size in ("12xlarge", "24xlarge") else 0
     return table.get(family, 0)
 
 
 def is_nvidia(instance_type: str) -> bool:
-    return instance_type.removeprefix("ml.").split(".")[0] in ("g5", "g6", "g6e", "gr6", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200")
+    return _family(instance_type)[0] in _NVIDIA_FAMILIES
 
 
 def is_neuron(instance_type: str) -> bool:
-    return instance_type.removeprefix("ml.").split(".")[0] in ("inf1", "inf2", "trn1", "trn1n", "trn2")
+    return _family(instance_type)[0] in _NEURON_FAMILIES
 
 
 # -- C.4 health monitoring agent images -----------------------------------------------------------------------
@@ -104,8 +119,22 @@ def hma_image(region: str) -> str:
     return f"{HMA_ACCOUNTS[region]}.dkr.ecr.{region}.amazonaws.com/hyperpod-health-monitoring-agent:{HMA_TAG}"
 
 
-# -- D. objects per component (kind, name, namespace or None when the contract leaves it open) --------------
+# -- D. objects per component: (kind, name, namespace or None when the contract leaves it open) -------------------
+TRAINING_CRDS = ("pytorchjobs", "tfjobs", "mxjobs", "xgboostjobs", "paddlejobs")
+TRAINING_SCHEMES = ("pytorchjob", "tfjob", "mxjob", "xgboostjob", "paddlejob")
+INFERENCE_CRDS = ("inferenceendpointconfigs", "jumpstartmodels", "sagemakerendpointregistrations")
+SERVICE_LINKED_ROLE = "hyperpod-service-linked-role"
+
+
+def team_objects(team_id: str) -> set:
+    n = f"hyperpod-ns-{team_id}"
+    return {("ClusterRole", f"{n}-cluster-role", None), ("ClusterRoleBinding", f"{n}-cluster-role-binding", None),
+            ("Role", f"{n}-namespace-role", n), ("RoleBinding", f"{n}-namespace-role-binding", n)}
+
+
 def expected_objects(release: str = RELEASE, namespace: str = NAMESPACE, team_id: str = "t") -> dict[str, set]:
+    """D's named objects per component. The NVIDIA and EFA DaemonSets are not named by the contract: they
+    are found by ``daemonset_of``."""
     r, ns = release, namespace
     return {
         "training-operators": {("Namespace", "kubeflow", None), ("ClusterRole", "kubeflow-training-admin", None),
@@ -120,7 +149,7 @@ def expected_objects(release: str = RELEASE, namespace: str = NAMESPACE, team_id
                          ("ClusterRole", f"{r}-kubeflow-mpijobs-admin", None), ("ClusterRole", f"{r}-kubeflow-mpijobs-edit", None),
                          ("ClusterRole", f"{r}-kubeflow-mpijobs-view", None), ("ClusterRoleBinding", f"{r}-mpi-operator", None),
                          ("CustomResourceDefinition", "mpijobs.kubeflow.org", None)},
-        "nvidia-device-plugin": set(),  # a DaemonSet the NVIDIA chart names; found by image (device_plugin_daemonset)
+        "nvidia-device-plugin": set(),
         "aws-efa-k8s-device-plugin": set(),
         "neuron-device-plugin": {("ClusterRole", "neuron-device-plugin", None), ("ClusterRoleBinding", "neuron-device-plugin", None),
                                  ("ServiceAccount", "neuron-device-plugin", "kube-system"),
@@ -148,19 +177,136 @@ def expected_objects(release: str = RELEASE, namespace: str = NAMESPACE, team_id
                                         ("Deployment", "hyperpod-inference-operator-controller-manager", None),
                                         ("PersistentVolume", "s3-pv", None), ("PersistentVolumeClaim", "s3-claim", None)}
                                        | {("CustomResourceDefinition", f"{p}.inference.sagemaker.aws.amazon.com", None)
-                                          for p in ("inferenceendpointconfigs", "jumpstartmodels", "sagemakerendpointregistrations")},
+                                          for p in INFERENCE_CRDS},
     }
 
 
-TRAINING_CRDS = ("pytorchjobs", "tfjobs", "mxjobs", "xgboostjobs", "paddlejobs")
+def matches(entry: tuple, obj: dict) -> bool:
+    kind, name, ns = entry
+    k, o_ns, n = key(obj)
+    return kind == k and name == n and (ns is None or ns == o_ns)
 
 
-def team_objects(team_id: str) -> set:
-    n = f"hyperpod-ns-{team_id}"
-    return {("ClusterRole", f"{n}-cluster-role", None), ("ClusterRoleBinding", f"{n}-cluster-role-binding", None),
-            ("Role", f"{n}-namespace-role", n), ("RoleBinding", f"{n}-namespace-role-binding", n)}
+def present(manifest: Manifest, entry: tuple) -> bool:
+    return any(matches(entry, o) for o in manifest)
 
 
+def describe(entry: tuple) -> str:
+    kind, name, ns = entry
+    return f"{kind} {ns}/{name}" if ns else f"{kind} {name}"
+
+
+def missing(manifest: Manifest, entries) -> list[str]:
+    """The contract's objects (entries) the render lacks, readable."""
+    return sorted(describe(e) for e in entries if not present(manifest, e))
+
+
+def listing(manifest: Manifest, kind: str) -> str:
+    return ", ".join(ref(o) for o in manifest.select(kind)) or "none"
+
+
+# -- finding the DaemonSets ----------------------------------------------------------------------------------------
+_NAMED_DAEMONSETS = {"neuron-device-plugin": "neuron-device-plugin-daemonset",
+                     "health-monitoring-agent": "health-monitoring-agent"}
+# The NVIDIA and EFA DaemonSets: the contract fixes neither name; recognised by their image or by the
+# accelerator taint the plugin tolerates by name (C.2), never by name or template file.
+_RECOGNISE = {
+    "nvidia-device-plugin": (lambda img: "nvidia" in img and "device-plugin" in img, "nvidia.com/gpu"),
+    "aws-efa-k8s-device-plugin": (lambda img: "efa" in img and "device-plugin" in img, "aws.amazon.com/efa"),
+}
+# Helper daemons the NVIDIA chart can add with the same image (not the device plugin itself).
+_HELPER_COMMANDS = ("gpu-feature-discovery", "mps-control-daemon", "config-manager")
+
+
+def _runs_helper(obj: dict) -> bool:
+    words = " ".join(str(w) for c in containers(obj) for w in (c.get("command") or []) + (c.get("args") or []))
+    return any(h in words for h in _HELPER_COMMANDS)
+
+
+def daemonset_candidates(manifest: Manifest, component: str) -> list[dict]:
+    if component in _NAMED_DAEMONSETS:
+        return manifest.select("DaemonSet", name=_NAMED_DAEMONSETS[component])
+    image_ok, taint_key = _RECOGNISE[component]
+    named = set(_NAMED_DAEMONSETS.values())
+    found = [o for o in manifest.select("DaemonSet", where=lambda o: key(o)[2] not in named)
+             if any(image_ok(i) for i in images(o)) or declares_toleration(o, taint_key)]
+    if len(found) > 1:
+        found = [o for o in found if not _runs_helper(o)] or found
+    return found
+
+
+def daemonset_of(manifest: Manifest, component: str) -> dict:
+    """The DaemonSet of a device plugin or the agent: by the name D fixes (Neuron, HMA), else by image or the
+    accelerator taint it tolerates (NVIDIA, EFA). Exactly one, else an AssertionError listing the DaemonSets."""
+    found = daemonset_candidates(manifest, component)
+    if len(found) != 1:
+        how = f"named {_NAMED_DAEMONSETS[component]}" if component in _NAMED_DAEMONSETS else \
+            "recognised by its image or its accelerator toleration"
+        raise AssertionError(f"expected one {component} DaemonSet ({how}), found {len(found)}; "
+                             f"DaemonSets of the render: {listing(manifest, 'DaemonSet')}")
+    return found[0]
+
+
+def main_container(obj: dict, image_fragment: str) -> dict:
+    """The container whose image holds ``image_fragment``; the only container when the image is user-set."""
+    items = containers(obj)
+    matching = [c for c in items if image_fragment in str(c.get("image", ""))]
+    if len(matching) == 1:
+        return matching[0]
+    if len(items) == 1:
+        return items[0]
+    raise AssertionError(f"{ref(obj)}: expected one container with image *{image_fragment}*, found "
+                         f"{[c.get('image') for c in all_containers(obj)]}")
+
+
+def owned_objects(manifest: Manifest, component: str, team_id: str = "t") -> list[dict]:
+    """The objects of a render that the contract attributes to ``component``: D's named objects, plus the
+    NVIDIA/EFA DaemonSets found by ``daemonset_candidates``."""
+    entries = expected_objects(team_id=team_id)[component]
+    out = [o for o in manifest if any(matches(e, o) for e in entries)]
+    if component in _RECOGNISE:
+        out += [o for o in daemonset_candidates(manifest, component) if o not in out]
+    return out
+
+
+def health_tainted(node: dict) -> bool:
+    return has_taint(node, HEALTH_TAINT["key"], HEALTH_TAINT["effect"])
+
+
+# -- RBAC, as the contract states rules ------------------------------------------------------------------------
+def rules(obj: dict) -> list[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) triples of a Role/ClusterRole (resourceNames ignored)."""
+    out = []
+    for rule in obj.get("rules") or []:
+        for group in rule.get("apiGroups") or [""]:
+            for res in rule.get("resources") or []:
+                for verb in rule.get("verbs") or []:
+                    out.append((group, res, verb))
+    return out
+
+
+def allows(obj: dict, group: str, resource: str, verb: str) -> bool:
+    return any((g == group or g == "*") and (r == resource or r == "*") and (v == verb or v == "*")
+               for g, r, v in rules(obj))
+
+
+def denied(obj: dict, checks) -> list[tuple[str, str, str]]:
+    """The (group, resource, verb) checks a role does not allow."""
+    return [c for c in checks if not allows(obj, *c)]
+
+
+def subjects(binding: dict) -> set[tuple[str, str, str]]:
+    """(kind, name, namespace) of a binding's subjects."""
+    return {(s.get("kind", ""), s.get("name", ""), s.get("namespace") or "") for s in binding.get("subjects") or []
+            if isinstance(s, dict)}
+
+
+def role_ref(binding: dict) -> tuple[str, str]:
+    r = binding.get("roleRef") or {}
+    return r.get("kind", ""), r.get("name", "")
+
+
+# -- values ------------------------------------------------------------------------------------------------------
 # Required values of the inference operator (paths under `hyperpod-inference-operator`).
 INFERENCE_REQUIRED = {
     "region": "us-west-2",
@@ -177,9 +323,9 @@ INFERENCE_REQUIRED = {
 def nested(flat: dict[str, Any]) -> dict:
     """{"a.b": 1} -> {"a": {"b": 1}} (keys containing dashes stay whole)."""
     out: dict = {}
-    for key, value in flat.items():
+    for dotted, value in flat.items():
         node = out
-        parts = key.split(".")
+        parts = dotted.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
@@ -192,135 +338,33 @@ def inference_values(prefix: str = "hyperpod-inference-operator", drop: str | No
     return {prefix: values} if prefix else values
 
 
-# -- attribution ---------------------------------------------------------------------------------------------
-_SOURCE = re.compile(r"/charts/([^/]+)/(templates|crds)/")
+# -- the build under test: its Chart.yaml and local subcharts ----------------------------------------------
+def chart_meta(chart_dir: Path) -> dict:
+    path = chart_dir / "Chart.yaml"
+    assert path.is_file(), f"{chart_dir} has no Chart.yaml"
+    meta = yaml.safe_load(path.read_text()) or {}
+    assert isinstance(meta, dict), "Chart.yaml is not a mapping"
+    return meta
 
 
-def key(obj: dict) -> tuple[str, str, str]:
-    meta = obj.get("metadata", {})
-    return obj.get("kind"), meta.get("name"), meta.get("namespace") or ""
+def dependency_entries(chart_dir: Path) -> dict[str, dict]:
+    return {str(d.get("name")): d for d in chart_meta(chart_dir).get("dependencies") or [] if isinstance(d, dict)}
 
 
-def matches(entry: tuple, obj: dict) -> bool:
-    kind, name, ns = entry
-    k, n, o_ns = key(obj)
-    return kind == k and name == n and (ns is None or ns == o_ns)
+def remote_dependencies(chart_dir: Path) -> dict[str, str]:
+    """name -> repository of every dependency Chart.yaml fetches from a remote repository."""
+    return {name: str(d.get("repository", "")) for name, d in dependency_entries(chart_dir).items()
+            if not str(d.get("repository", "")).startswith("file://")}
 
 
-DEVICE_PLUGIN_IMAGES = {
-    "nvidia-device-plugin": "k8s-device-plugin",
-    "aws-efa-k8s-device-plugin": "aws-efa-k8s-device-plugin",
-    "neuron-device-plugin": "neuron-device-plugin",
-    "health-monitoring-agent": "hyperpod-health-monitoring-agent",
-}
-
-
-def images(obj: dict) -> list[str]:
-    try:
-        spec = pod_spec(obj)
-    except Exception:  # noqa: BLE001 - not a workload
-        return []
-    return [c.get("image", "") for c in spec.get("containers", []) + spec.get("initContainers", [])]
-
-
-def daemonset_of(manifest: Manifest, component: str) -> dict:
-    """The DaemonSet of a device plugin / the agent, recognised by its image."""
-    if component == "health-monitoring-agent":  # named by the contract; its image may be user-set
-        return manifest.get("DaemonSet", "health-monitoring-agent")
-    marker = DEVICE_PLUGIN_IMAGES[component]
-    found = [o for o in manifest.find("DaemonSet")
-             if any(marker in img and (component != "nvidia-device-plugin" or "nvidia" in img) for img in images(o))]
-    assert len(found) == 1, f"expected one {component} DaemonSet, found {[key(o) for o in found]}"
-    return found[0]
-
-
-def component_of(manifest: Manifest, obj: dict, team_id: str = "t") -> str:
-    """The component an object belongs to: by its template source (charts/<subchart>/...), else by the
-    contract's object names; Namespaces not attributable that way are 'namespace', others 'umbrella'."""
-    match = _SOURCE.search(manifest.source_of(obj) or "")
-    if match:
-        return match.group(1)
-    for component, entries in expected_objects(team_id=team_id).items():
-        if any(matches(e, obj) for e in entries):
-            return component
-    if obj.get("kind") == "DaemonSet":
-        for component in ("aws-efa-k8s-device-plugin", "neuron-device-plugin", "health-monitoring-agent",
-                          "nvidia-device-plugin"):
-            if any(DEVICE_PLUGIN_IMAGES[component] in i for i in images(obj)):
-                return component
-    return "namespace" if obj.get("kind") == "Namespace" else "umbrella"
-
-
-# -- scheduling --------------------------------------------------------------------------------------------------
-def required_terms(obj: dict) -> list[dict]:
-    aff = (pod_spec(obj).get("affinity") or {}).get("nodeAffinity") or {}
-    return (aff.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
-
-
-def instance_type_values(obj: dict) -> set[str]:
-    """Union of the `node.kubernetes.io/instance-type In [...]` values of the required affinity."""
-    values: set[str] = set()
-    for term in required_terms(obj):
-        for expr in term.get("matchExpressions") or []:
-            if expr.get("key") == INSTANCE_TYPE and expr.get("operator") == "In":
-                values |= set(expr.get("values") or [])
-    return values
-
-
-def _expr_ok(expr: dict, labels: dict) -> bool:
-    op, k, vals = expr.get("operator"), expr.get("key"), expr.get("values") or []
-    if op == "In":
-        return k in labels and labels[k] in vals
-    if op == "NotIn":
-        return k not in labels or labels[k] not in vals
-    if op == "Exists":
-        return k in labels
-    if op == "DoesNotExist":
-        return k not in labels
-    if op in ("Gt", "Lt"):
-        try:
-            return k in labels and (int(labels[k]) > int(vals[0]) if op == "Gt" else int(labels[k]) < int(vals[0]))
-        except ValueError:
-            return False
-    raise AssertionError(f"unknown operator {op}")
-
-
-def tolerates(tolerations: list[dict], taint: dict) -> bool:
-    for tol in tolerations or []:
-        if tol.get("effect") and tol["effect"] != taint.get("effect"):
-            continue
-        op = tol.get("operator", "Equal")
-        if not tol.get("key"):
-            if op == "Exists":
-                return True
-            continue
-        if tol["key"] != taint.get("key"):
-            continue
-        if op == "Exists" or tol.get("value", "") == taint.get("value", ""):
-            return True
-    return False
-
-
-def schedulable_on(obj: dict, node: dict) -> bool:
-    """Whether the pods of a workload may run on a node: nodeSelector, required node affinity and the
-    node's NoSchedule/NoExecute taints (the scheduler's and the DaemonSet controller's rules)."""
-    spec = pod_spec(obj)
-    labels = node["metadata"].get("labels") or {}
-    if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
-        return False
-    terms = required_terms(obj)
-    if terms and not any(all(_expr_ok(e, labels) for e in t.get("matchExpressions") or []) for t in terms):
-        return False
-    for taint in (node.get("spec") or {}).get("taints") or []:
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(spec.get("tolerations"), taint):
-            return False
-    return True
-
-
-def health_tainted(node: dict) -> bool:
-    return any(t.get("key") == HEALTH_TAINT["key"] and t.get("effect") == "NoSchedule"
-               for t in (node.get("spec") or {}).get("taints") or [])
-
-
-def pairs(*lists):
-    return list(itertools.product(*lists))
+def subchart_dir(chart_dir: Path, name: str) -> Path:
+    """The unpacked directory of dependency ``name``: its ``file://`` path, else ``charts/<name>``; skips when
+    this build ships it only as an archive or fetches it remotely (nothing local to render on its own)."""
+    dep = dependency_entries(chart_dir).get(name)
+    repo = str((dep or {}).get("repository", ""))
+    candidates = [chart_dir / repo[len("file://"):]] if repo.startswith("file://") else []
+    candidates.append(chart_dir / "charts" / name)
+    for path in candidates:
+        if (path / "Chart.yaml").is_file():
+            return path
+    pytest.skip(f"{name} is not shipped as an unpacked local subchart in this build (repository {repo or 'unset'})")
