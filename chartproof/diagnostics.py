@@ -3,10 +3,17 @@ helm status, all redacted. Secrets themselves are never dumped."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from chartproof.kube import Kubectl, KubectlError
 from chartproof.redaction import REDACTOR, Redactor
+
+
+def folder_of(nodeid: str) -> str:
+    """The folder of a test's diagnostics under ``<report dir>/diagnostics/`` (the HTML report links it)."""
+    return re.sub(r"[^\w.-]+", "_", nodeid)[-120:]
+
 
 DESCRIBED = "pods,deployments,statefulsets,daemonsets,jobs,services,persistentvolumeclaims,configmaps"
 
@@ -17,13 +24,13 @@ def collect(kubectl: Kubectl, namespace: str, dest: Path, *, helm=None, releases
     dest.mkdir(parents=True, exist_ok=True)
 
     def save(name: str, text: str) -> None:
-        (dest / name).write_text(redactor(text))
+        (dest / name).write_text(redactor(text))  # each process's redactor knows what it rendered
 
     def run(*args: str) -> str:
         try:
             return kubectl(*args, timeout=60)
         except KubectlError as exc:
-            return f"(kubectl {' '.join(args)} failed: {exc.stderr})\n"
+            return redactor(f"(kubectl {' '.join(args)} failed: {exc.stderr})\n")
 
     events = run("get", "events", "-n", namespace, "--sort-by=.lastTimestamp",
                  "-o", "custom-columns=TIME:.lastTimestamp,TYPE:.type,REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message")
@@ -46,7 +53,7 @@ def collect(kubectl: Kubectl, namespace: str, dest: Path, *, helm=None, releases
             result = helm.run("status", release, "--namespace", ns, "--show-resources")
             save(f"helm-status-{release}.txt", result.stdout + result.stderr)
     warnings = [ln for ln in redactor(events).splitlines() if "Warning" in ln][-8:]
-    summary = f"diagnostics for namespace {namespace}: {dest}"
+    summary = redactor(f"diagnostics for namespace {namespace}: {dest}")
     if warnings:
         summary += "\nlast warning events:\n" + "\n".join(warnings)
     return summary

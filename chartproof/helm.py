@@ -130,7 +130,10 @@ class Helm:
                 self.redactor.add_values(load_values_file(Path(item)))
                 args += ["-f", str(Path(item))]
         for key, value in (set or {}).items():
-            self.redactor.add_values({key.rsplit(".", 1)[-1]: value})
+            tree: Any = value  # a.b.c=v is learned as {a: {b: {c: v}}}: its subtree counts too
+            for part in reversed(str(key).split(".")):
+                tree = {part: tree}
+            self.redactor.add_values(tree)
         return args + set_args(set)
 
     def _write_private(self, data: dict) -> Path:

@@ -18,9 +18,10 @@ import pytest
 
 from chartproof import diagnostics, verdicts
 from chartproof.errors import ChartproofError, ProviderUnavailableError, RenderError
-from chartproof.helm import Helm
+from chartproof.helm import Helm, load_values_file
 from chartproof.kube import MANAGED_BY
 from chartproof.manifest import Manifest
+from chartproof.redaction import REDACTOR
 from chartproof.releases import Release
 from chartproof.reports import ReportWriter
 from chartproof.run import RUN_LABEL, Run, RunOptions
@@ -78,6 +79,7 @@ def _fail_fast(err: ChartproofError) -> None:
 
 
 # -- configuration and the run -----------------------------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)  # before junitxml's, which reads the --junitxml we default
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cluster: needs a Kubernetes cluster (deselect with -m 'not cluster')")
     config.addinivalue_line("markers", "real_cluster(reason): needs real nodes, GPUs or cloud services; "
@@ -85,6 +87,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "exclusive(name): never runs at the same time as another test holding the same name")
     config.addinivalue_line("markers", "contract(*ids, extension=False): the contract behaviours a test proves "
                                        "(extension=True: only their inferred parts, not README promises)")
+    if not config.pluginmanager.has_plugin("chartproof-redaction"):
+        config.pluginmanager.register(_Redaction(), "chartproof-redaction")
     workerinput = getattr(config, "workerinput", None)
     try:
         options = _options(config)
@@ -96,14 +100,27 @@ def pytest_configure(config: pytest.Config) -> None:
     except ChartproofError as err:
         config.stash[_CONFIG_ERROR_KEY] = err  # reported by pytest_sessionstart: pytest.exit here is an INTERNALERROR
         return
+    _learn_customer_secrets(run)
     if run.is_controller:
-        config.stash[_REPORT_KEY] = ReportWriter(run.report_dir)
+        if not config.option.xmlpath:  # pytest's own JUnit, beside the other reports
+            config.option.xmlpath = str(run.report_dir / "junit.xml")
+        config.stash[_REPORT_KEY] = ReportWriter(run.report_dir, redactor=run.redactor)
         global _report_writer
         _report_writer = config.stash[_REPORT_KEY]
         _install_signal_handlers()
     config.stash[_RUN_KEY] = run
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(run), "chartproof-xdist")
+
+
+def _learn_customer_secrets(run: Run) -> None:
+    """Every process (controller and each worker) knows the secrets of the --values files before any test,
+    so that whichever process prints or writes them redacts them; bad files are reported by validate()."""
+    for _chart, path in run.options.customer_values:
+        try:
+            run.redactor.add_values(load_values_file(Path(path)))
+        except ChartproofError:
+            pass
 
 
 class _XdistHooks:
@@ -182,6 +199,24 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     return report
 
 
+class _Redaction:
+    """Redaction at the source: the outermost wrappers of report making, in every process. A report is
+    redacted (longrepr, captured output and logs, user properties) on the worker that made it, before
+    pytest prints it, xdist sends it to the controller, or JUnit and our reports record it."""
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        REDACTOR.redact_report(report)
+        return report
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_make_collect_report(self, collector):
+        report = yield
+        REDACTOR.redact_report(report)
+        return report
+
+
 def pytest_report_teststatus(report, config):
     """A test that crashed with an unexpected exception is a defect of the suite: an error, not a failure."""
     if verdicts.is_suite_error(report):
@@ -216,13 +251,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         path = writer.write(run_id=run.run_id, options=vars(run.options), charts=charts, cluster=cluster_info, notes=notes)
         session.config._chartproof_report = path  # type: ignore[attr-defined]
     for note in notes:
-        print(f"\nchartproof: {note}")
+        print(f"\nchartproof: {REDACTOR(note)}")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     path = getattr(config, "_chartproof_report", None)
     if path:
-        terminalreporter.write_line(f"chartproof report: {path}")
+        terminalreporter.write_line(f"chartproof report: {path} (page: {Path(path).with_name('report.html')})")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -302,8 +337,7 @@ def _failed(request: pytest.FixtureRequest) -> bool:
 
 
 def _diagnostics_dir(run: Run, request: pytest.FixtureRequest, namespace: str) -> Path:
-    safe = re.sub(r"[^\w.-]+", "_", request.node.nodeid)[-120:]
-    return run.report_dir / "diagnostics" / safe / namespace
+    return run.report_dir / "diagnostics" / diagnostics.folder_of(request.node.nodeid) / namespace
 
 
 @pytest.fixture

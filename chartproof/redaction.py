@@ -1,69 +1,287 @@
-"""Keep secrets from values files out of logs, reports and diagnostics.
+"""Keep secrets out of everything a run prints or writes: terminal, JUnit, reports, diagnostics.
 
-Every values file or dict a run hands to helm is scanned: every string under a ``secrets``, ``auth`` or
-``credentials`` key, and every string whose own key says secret (password, token, key, credential,
-cookie, dbUrl, ...), is remembered (a key such as ``externalSecret`` marks nothing beneath it: its
-leaves are references, not secrets), and every text the engine writes goes through ``redact`` first, which also catches
-their base64 forms (as they appear in a Secret's ``data``).
+What is a secret: every values file or dict a run hands to helm (and every ``--values`` file, up front) is
+scanned. A string is a secret when its own key says so (password, token, secret, cookie, dbUrl,
+accessKey, ...), or when it sits under a ``secrets``, ``auth`` or ``credentials`` subtree and its key is
+not one of the public ones there (``name``, ``key``, ``issuer_url``, ``client_id``, ``scopes``, ``username``,
+...). A key such as ``externalSecret`` or ``existingSecret`` marks nothing beneath it (its leaves are
+references, not secrets; only its ``remoteRef.key`` store paths are masked, whole); nor do keys naming a
+reference (``secretName``, ``tokenFile``, ``...Ref``).
+
+How it is recognised, by parts:
+
+- the whole value, its JSON-escaped and URL-quoted forms, and its base64 form at each of the three byte
+  alignments (so it is found inside the base64 of a larger text, as in a Secret's ``data``);
+- for a URL, the password of its userinfo (``postgres://user:PASSWORD@host``); the rest of the URL
+  (scheme, host, user) is public and only the whole URL is masked;
+- fragments: any run of ``FRAGMENT`` (8) or more characters of a secret (or of its base64), so that a repr
+  pytest shortened to ``'postgres://a...er2hunter2@db'`` is caught. A fragment made only of pieces of
+  common words (``-secret-``, ``client_s``) identifies nothing and is not used, and a value that is one
+  common word (``password``, ``changeme``) or shorter than ``MIN_LENGTH`` is not learned at all:
+  redaction must not eat test ids, public URLs or chart names.
+
+Speed: whole forms are one regex; fragments are found by sampling the text every 5 characters for a
+4-gram of some secret window (any 8-character window contains one at a sampled position), then checking
+the windows around each hit: a 1 MB text takes some tens of milliseconds.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 MASK = "«redacted»"
-SENSITIVE_KEY = re.compile(r"secret|password|passwd|token|credential|cookie|dburl|db_url|dsn|accesskey|access_key|"
-                           r"private|apikey|api_key|^key$|connection", re.I)
-SENSITIVE_SUBTREE = re.compile(r"^(secrets|auth|credentials)$", re.I)
 MIN_LENGTH = 6
+FRAGMENT = 8
+_GRAM = 4
+_STRIDE = FRAGMENT - _GRAM + 1
+
+SENSITIVE_KEY = re.compile(r"secret|password|passwd|passphrase|token|credential|cookie|dburl|db_url|dsn|"
+                           r"accesskey|access_key|private|apikey|api_key|[a-z0-9]Key$|_key$|connection", re.I)
+# Under a secret subtree these leaves are public (identifiers, switches, endpoints).
+PUBLIC_KEY = re.compile(r"^(name|key|id|username|user|issuer_?url|issuer|client_?id|scopes?|enabled|host|port|"
+                        r"database|region|pkce|allow_sign_up|type|kind|provider)$", re.I)
+# Keys whose value names or points at a secret instead of holding it.
+REFERENCE_KEY = re.compile(r"(name|names|ref|keyref|file|path|dir|mount|enabled|store)$|^(existing|external|use|create)",
+                           re.I)
+SENSITIVE_SUBTREE = re.compile(r"^(secrets|auth|credentials)$", re.I)
+REFERENCE_SUBTREE = re.compile(r"^(external|existing)|ref$", re.I)
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+COMMON_WORDS = frozenset("""
+secret secrets password passwd pass client replace change changeme token tokens cookie cookies postgres
+postgresql redis admin administrator user username example default google azure access account storage
+bucket model registry shared directory http https localhost adaptive monitoring hyperpod your name key
+keys adress address local test dummy placeholder host port value values mysql mongodb amazon aws sign
+private public issuer scope profile email string required missing invalid expected found chart release
+""".split())
+
+
+def _wordy(text: str) -> bool:
+    """True when every alphanumeric run of ``text`` is a piece of a common word: nothing identifying."""
+    for run in re.findall(r"[A-Za-z0-9]+", text.lower()):
+        if not any(run in word for word in COMMON_WORDS):
+            return False
+    return True
+
+
+def _b64_forms(value: str) -> set[str]:
+    """The base64 of ``value`` alone, and the parts of its base64 that stay the same wherever it sits
+    inside a larger base64-encoded text (one per byte alignment)."""
+    raw = value.encode()
+    forms = {base64.b64encode(raw).decode()}
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw).decode()
+        middle = encoded[4 if shift else 0: 4 * ((shift + len(raw)) // 3)]
+        if len(middle) >= FRAGMENT:
+            forms.add(middle)
+    return forms
+
+
+def _url_password(value: str) -> str | None:
+    if not _URL.match(value):
+        return None
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 class Redactor:
     def __init__(self) -> None:
-        self._secrets: set[str] = set()
+        self._learned: set[str] = set()
+        self._exact: set[str] = set()
+        self._windows: set[str] = set()
+        self._grams: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
 
-    def add(self, value: str) -> None:
-        value = str(value)
-        if len(value) < MIN_LENGTH:
-            return
-        forms = {value, base64.b64encode(value.encode()).decode()}
-        with self._lock:
-            if forms <= self._secrets:
-                return
-            self._secrets |= forms
-            ordered = sorted(self._secrets, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+    # -- learning -------------------------------------------------------------------------------------
+    @staticmethod
+    def identifying(value: str) -> bool:
+        """Long enough, and not one common word (``password``, ``changeme``): such a value would mask prose."""
+        return len(value) >= MIN_LENGTH and value.lower() not in COMMON_WORDS
 
-    def add_values(self, values: Any, sensitive: bool = False) -> None:
-        """Remember the secret-looking strings of a values tree."""
+    def add(self, value: Any, *, fragments: bool = True) -> None:
+        """Remember one secret (a whole value). A URL's password is a secret of its own. ``fragments=False``:
+        only the whole value is masked (a pointer such as a secret store path, not secret material)."""
+        value = str(value)
+        if value in self._learned or not self.identifying(value):
+            return
+        exact: set[str] = set()
+        cores: set[str] = set()
+        password = _url_password(value)
+        if _URL.match(value):
+            exact.add(value)  # the whole URL; its public parts (scheme, host) are no fragments
+            if password and self.identifying(password):
+                cores.add(password)
+        elif fragments:
+            cores.add(value)
+        else:
+            exact.add(value)
+        for core in list(cores):
+            cores |= {json.dumps(core)[1:-1], quote(core, safe="")}
+        for form in list(exact | cores):
+            exact |= {form, json.dumps(form)[1:-1]} | _b64_forms(form)
+        windows: set[str] = set()
+        for core in cores:
+            for form in {core} | _b64_forms(core):
+                windows |= {form[i:i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1)}
+        windows = {w for w in windows if not _wordy(w)}
+        exact = {e for e in exact if len(e) >= MIN_LENGTH}
+        with self._lock:
+            self._learned.add(value)
+            if exact <= self._exact and windows <= self._windows:
+                return
+            self._exact |= exact
+            self._windows |= windows
+            self._grams |= {w[i:i + _GRAM] for w in windows for i in range(FRAGMENT - _GRAM + 1)}
+            # Forms whose every window is a fragment are found by the fragment scan; the regex keeps the rest.
+            ordered = sorted((e for e in self._exact if not self._covered(e)), key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+
+    def _covered(self, form: str) -> bool:
+        return len(form) >= FRAGMENT and all(form[i:i + FRAGMENT] in self._windows
+                                             for i in range(len(form) - FRAGMENT + 1))
+
+    def add_values(self, values: Any, sensitive: bool = False, _reference: bool = False) -> None:
+        """Remember the secrets of a values tree (see the module docstring for which strings they are)."""
+        if _reference:
+            self._add_reference_paths(values)
+            return
         if isinstance(values, dict):
             for key, child in values.items():
                 key = str(key)
                 if isinstance(child, (dict, list)):
-                    self.add_values(child, sensitive or bool(SENSITIVE_SUBTREE.match(key)))
-                else:
-                    self.add_values(child, sensitive or bool(SENSITIVE_KEY.search(key)))
+                    self.add_values(child, sensitive or bool(SENSITIVE_SUBTREE.match(key)),
+                                    bool(REFERENCE_SUBTREE.search(key)))
+                elif isinstance(child, bool) or child is None:
+                    continue
+                elif REFERENCE_KEY.search(key):
+                    continue
+                elif SENSITIVE_KEY.search(key):
+                    self.add(child)
+                elif sensitive and not PUBLIC_KEY.match(key):
+                    # In a secret subtree a URL without a password is an endpoint, not a secret.
+                    if not (isinstance(child, str) and _URL.match(child) and not _url_password(child)):
+                        self.add(child)
         elif isinstance(values, list):
             for child in values:
-                self.add_values(child, sensitive)
-        elif sensitive and isinstance(values, str):
-            self.add(values)
+                if isinstance(child, (dict, list)):
+                    self.add_values(child, sensitive)
+                elif sensitive and isinstance(child, (str, int, float)) and not isinstance(child, bool):
+                    self.add(child)
+
+    def _add_reference_paths(self, values: Any) -> None:
+        """Under ``externalSecret`` and the like nothing is secret material, but the ``remoteRef.key`` paths
+        say where the secrets live in the customer's store: masked whole, never by fragments."""
+        if isinstance(values, dict):
+            for key, child in values.items():
+                if isinstance(child, (dict, list)):
+                    self._add_reference_paths(child)
+                elif str(key) == "key" and isinstance(child, str) and "/" in child:
+                    self.add(child, fragments=False)
+        elif isinstance(values, list):
+            for child in values:
+                self._add_reference_paths(child)
+
+    # -- redacting ------------------------------------------------------------------------------------
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """The [start, end) ranges of ``text`` that hold secret material, merged."""
+        found: list[tuple[int, int]] = []
+        pattern = self._pattern
+        if pattern is not None:
+            found += [m.span() for m in pattern.finditer(text)]
+        windows, grams = self._windows, self._grams
+        if windows:
+            n = len(text)
+            last_checked = -1
+            for p in range(0, n - _GRAM + 1, _STRIDE):
+                if text[p:p + _GRAM] not in grams:
+                    continue
+                for i in range(max(p - FRAGMENT + _GRAM, last_checked + 1, 0), min(p, n - FRAGMENT) + 1):
+                    if text[i:i + FRAGMENT] in windows:
+                        found.append((i, i + FRAGMENT))
+                last_checked = min(p, n - FRAGMENT)
+        if not found:
+            return []
+        found.sort()
+        merged = [found[0]]
+        for start, end in found[1:]:
+            if start <= merged[-1][1]:
+                if end > merged[-1][1]:
+                    merged[-1] = (merged[-1][0], end)
+            else:
+                merged.append((start, end))
+        return merged
 
     def redact(self, text: str) -> str:
-        if not text or self._pattern is None:
+        if not text or not isinstance(text, str) or (self._pattern is None and not self._windows):
             return text
-        return self._pattern.sub(MASK, text)
+        spans = self.spans(text)
+        if not spans:
+            return text
+        out, pos = [], 0
+        for start, end in spans:
+            out += [text[pos:start], MASK]
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
 
     def __call__(self, text: str) -> str:
         return self.redact(text)
 
     def __len__(self) -> int:
-        return len(self._secrets)
+        return len(self._learned)
+
+    def __bool__(self) -> bool:
+        return True
+
+    # -- pytest's reports -----------------------------------------------------------------------------
+    def redact_report(self, report) -> None:
+        """Redact a TestReport or CollectReport in place: longrepr (every string of its structure),
+        sections (captured stdout, stderr, log, ours) and user_properties."""
+        if not self._learned:
+            return
+        report.longrepr = self.redact_object(report.longrepr)
+        report.sections[:] = [(self.redact(str(title)), self.redact(str(content))) for title, content in report.sections]
+        props = getattr(report, "user_properties", None)
+        if props is not None:
+            props[:] = [(name, value if isinstance(value, (bool, int, float)) or value is None else self.redact(str(value)))
+                        for name, value in props]
+
+    def redact_object(self, obj: Any, _seen: set[int] | None = None) -> Any:
+        """Every string reachable from ``obj`` (strings, tuples, lists, dicts, pytest's repr objects)."""
+        if isinstance(obj, str):
+            return self.redact(obj)
+        if obj is None or isinstance(obj, (bool, int, float)):
+            return obj
+        seen = _seen if _seen is not None else set()
+        if id(obj) in seen:
+            return obj
+        seen.add(id(obj))
+        if isinstance(obj, tuple):
+            return tuple(self.redact_object(x, seen) for x in obj)
+        if isinstance(obj, list):
+            obj[:] = [self.redact_object(x, seen) for x in obj]
+            return obj
+        if isinstance(obj, dict):
+            for key in list(obj):
+                obj[key] = self.redact_object(obj[key], seen)
+            return obj
+        attrs = getattr(obj, "__dict__", None)
+        if attrs is not None and type(obj).__module__.startswith(("_pytest", "pytest", "chartproof")):
+            for name, value in list(attrs.items()):
+                object.__setattr__(obj, name, self.redact_object(value, seen))
+            return obj
+        text = str(obj)
+        redacted = self.redact(text)
+        return obj if redacted == text else redacted
 
 
 REDACTOR = Redactor()

@@ -1,4 +1,16 @@
-"""The shareable report of a run: ``reports/<run-id>/report.md`` and ``results.json``, redacted."""
+"""The shareable report of a run, under ``reports/<run-id>/`` (``reports/latest`` points at the newest):
+
+- ``summary.json``: the verdicts, one source of truth for the files below: duration, cluster (provider,
+  Kubernetes version, nodes, GPU inventory per instance type), charts (ref, version), one entry per test
+  (nodeid, outcome, contracts, duration, message, diagnostics), ``contracts`` (ID -> status of its README
+  promise), ``extensions`` (ID -> status of its inferred parts) and totals;
+- ``results.json``: the same run phase by phase (kept for tools: ``results[].test/contracts/outcome``);
+- ``report.md``: the short text form; ``report.html``: the page to read or send (see ``report_html``);
+- ``junit.xml``: pytest's own (``--junitxml``, defaulted into this directory by the plugin);
+- ``diagnostics/<test>/<namespace>/``: what failed cluster tests left (events, describe, logs, helm status).
+
+Everything written goes through the run's redactor, on top of the reports being redacted at the source.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +20,16 @@ from pathlib import Path
 
 from chartproof import verdicts
 from chartproof.contracts import catalog
-from chartproof.redaction import REDACTOR
+from chartproof.diagnostics import folder_of
+from chartproof.redaction import REDACTOR, Redactor
+
+STATUSES = ("passed", "failed", "error", "skipped", "not-covered")
 
 
 class ReportWriter:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, redactor: Redactor = REDACTOR):
         self.directory = Path(directory)
+        self.redactor = redactor
         self.results: list[dict] = []
         self.started = time.time()
 
@@ -26,22 +42,34 @@ class ReportWriter:
                  "extension": verdicts.report_is_extension(report), "outcome": verdicts.outcome(report),
                  "phase": report.when, "seconds": round(report.duration, 3)}
         if report.skipped and isinstance(report.longrepr, tuple):
-            entry["reason"] = REDACTOR(str(report.longrepr[2]))
+            entry["reason"] = entry["message"] = self.redactor(str(report.longrepr[2]))
         elif report.failed:
-            entry["reason"] = REDACTOR(str(getattr(report, "longreprtext", "") or report.longrepr))[-3000:]
+            entry["reason"] = self.redactor(str(getattr(report, "longreprtext", "") or report.longrepr))[-3000:]
+            crash = getattr(report.longrepr, "reprcrash", None)
+            message = getattr(crash, "message", None) or entry["reason"].strip().splitlines()[-1:]
+            entry["message"] = self.redactor(message if isinstance(message, str) else "".join(message))[:4000]
+            promise = [content for title, content in report.sections if title == "chartproof promise"]
+            if promise:
+                entry["promise"] = self.redactor(promise[0])
         self.results.append(entry)
 
+    # -- the outputs -------------------------------------------------------------------------------------
     def write(self, *, run_id: str, options: dict, charts: list[dict], cluster: dict | None, notes: list[str]) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         counts: dict[str, int] = {}
         for entry in self.results:
             counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
-        payload = {"contracts": self.contract_verdicts(), "run": run_id, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+        contract_verdicts = self.contract_verdicts()
+        payload = {"contracts": contract_verdicts, "run": run_id,
+                   "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
                    "seconds": round(time.time() - self.started, 1), "options": options, "charts": charts,
                    "cluster": cluster, "counts": counts, "notes": notes, "results": self.results}
-        text = REDACTOR(json.dumps(payload, indent=2, default=str))
-        (self.directory / "results.json").write_text(text + "\n")
-        (self.directory / "report.md").write_text(REDACTOR(self.markdown(payload)))
+        summary = self.summary(payload)
+        self._write("results.json", self._json(payload))
+        self._write("summary.json", self._json(summary))
+        self._write("report.md", self.markdown(payload))
+        from chartproof.report_html import render_html
+        self._write("report.html", render_html(summary, redactor=self.redactor))
         latest = self.directory.parent / "latest"
         try:
             if latest.is_symlink() or latest.exists():
@@ -50,6 +78,73 @@ class ReportWriter:
         except OSError:
             pass
         return self.directory / "report.md"
+
+    def _json(self, data) -> str:
+        return json.dumps(self.redactor.redact_object(data), indent=2, default=str) + "\n"
+
+    def _write(self, name: str, text: str) -> None:
+        path = self.directory / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(self.redactor(text))
+        tmp.replace(path)
+
+    def summary(self, p: dict) -> dict:
+        """The ``summary.json`` document (see the module docstring)."""
+        tests = self.tests()
+        totals = {k: 0 for k in ("passed", "failed", "skipped", "error")}
+        for test in tests:
+            totals[test["outcome"]] += 1
+        cluster = p.get("cluster")
+        cluster_out = None
+        if cluster:
+            cluster_out = {"provider": cluster.get("provider"), "kubernetes": cluster.get("server_version"),
+                           "nodes": cluster.get("nodes") or [], "name": cluster.get("name"),
+                           "simulated": cluster.get("simulated"), "gpus": gpu_inventory(cluster.get("nodes") or [])}
+            if "error" in cluster:
+                cluster_out["error"] = cluster["error"]
+        charts = {c.get("name"): {"ref": c.get("reference"), "version": c.get("version"), "chart": c.get("chart"),
+                                  "appVersion": c.get("appVersion"), **({"error": c["error"]} if "error" in c else {})}
+                  for c in p.get("charts") or []}
+        verdict = p["contracts"]
+        return {"run": p["run"], "started": p["started"], "duration_s": p["seconds"], "cluster": cluster_out,
+                "charts": charts, "tests": tests, "totals": totals,
+                "contracts": {cid: v["promise"] for cid, v in verdict.items()},
+                "extensions": {cid: v["extension"] for cid, v in verdict.items()},
+                "notes": p.get("notes") or [],
+                "files": {"junit": "junit.xml", "results": "results.json", "markdown": "report.md", "html": "report.html"}}
+
+    def tests(self) -> list[dict]:
+        """One entry per test, its phases merged: failed if a phase failed on a verdict, else error if one
+        errored, else passed if its call passed, else skipped."""
+        merged: dict[str, dict] = {}
+        for entry in self.results:
+            test = merged.setdefault(entry["test"], {"nodeid": entry["test"], "outcome": None, "contracts": [],
+                                                     "extension": entry["extension"], "duration_s": 0.0,
+                                                     "message": "", "phases": []})
+            test["contracts"] += [c for c in entry["contracts"] if c not in test["contracts"]]
+            test["duration_s"] = round(test["duration_s"] + entry["seconds"], 3)
+            test["phases"].append({"phase": entry["phase"], "outcome": entry["outcome"]})
+            rank = {"failed": 3, "error": 2, "passed": 1, "skipped": 0}
+            if test["outcome"] is None or rank[entry["outcome"]] > rank[test["outcome"]]:
+                test["outcome"] = entry["outcome"]
+                if entry.get("message"):
+                    test["message"] = entry["message"]
+                if entry.get("reason") and entry["outcome"] != "passed":
+                    test["details"] = entry["reason"]
+                if entry.get("promise"):
+                    test["promise"] = entry["promise"]
+            elif not test["message"] and entry.get("message"):
+                test["message"] = entry["message"]
+        for test in merged.values():
+            test["diagnostics"] = self.diagnostics_files(test["nodeid"])
+        return list(merged.values())
+
+    def diagnostics_files(self, nodeid: str) -> list[str]:
+        """The diagnostics a test left, as paths relative to the report directory."""
+        where = self.directory / "diagnostics" / folder_of(nodeid)
+        if not where.is_dir():
+            return []
+        return sorted(str(p.relative_to(self.directory)) for p in where.rglob("*") if p.is_file())
 
     def contract_verdicts(self) -> dict[str, dict]:
         """Per contract id: the verdict on the README promise and, apart, on our extensions.
@@ -73,6 +168,7 @@ class ReportWriter:
     def markdown(p: dict) -> str:
         lines = [f"# Chartproof report {p['run']}", "",
                  f"Started {p['started']}, {p['seconds']} s. " + ", ".join(f"{v} {k}" for k, v in sorted(p["counts"].items())),
+                 "", "Also here: `report.html` (the page to read), `summary.json` (verdicts), `junit.xml`, `results.json`.",
                  "", "## Charts under test", "", "| name | reference | chart | version |", "|---|---|---|---|"]
         for c in p["charts"]:
             lines.append(f"| {c.get('name')} | {c.get('reference')} | {c.get('chart', '')} | {c.get('version', c.get('error', ''))} |")
@@ -111,6 +207,26 @@ class ReportWriter:
         if p["notes"]:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in p["notes"]]
         return "\n".join(lines) + "\n"
+
+
+def gpu_inventory(nodes: list[dict]) -> list[dict]:
+    """Nodes grouped by instance type: how many, and the accelerators of each and in total."""
+    groups: dict[str, dict] = {}
+    for node in nodes:
+        kind = str(node.get("instance-type", "?"))
+        group = groups.setdefault(kind, {"instance-type": kind, "nodes": 0, "per-node": {}, "total": {}})
+        group["nodes"] += 1
+        for resource, amount in node.items():
+            if resource in ("node", "instance-type"):
+                continue
+            try:
+                count = int(str(amount))
+            except ValueError:
+                continue
+            if count:
+                group["per-node"][resource] = max(group["per-node"].get(resource, 0), count)
+                group["total"][resource] = group["total"].get(resource, 0) + count
+    return sorted(groups.values(), key=lambda g: (-sum(g["total"].values()), g["instance-type"]))
 
 
 def _verdict(outcomes: list[str]) -> str:
