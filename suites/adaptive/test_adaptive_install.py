@@ -1,22 +1,20 @@
-"""Installation promises of the `adaptive` chart: every scenario installs, becomes ready, and
-uninstalls without leaving anything behind except the claims of StatefulSet claim templates.
-Also the [C] behaviours of contract adaptive.md (real-cluster-only ones are marked so)."""
+"""Adaptive chart on a cluster: each customer scenario installs, becomes ready, keeps its promises on the live
+objects and uninstalls without leftovers (`Release.uninstall()`); and the [C] behaviours of contract
+adaptive.md (those that need real containers, GPUs, KEDA or ESO are marked real_cluster and skipped on the
+simulated cluster)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
+import adaptive_facts as F
 import pytest
 
-import suites.realcluster as rc
-from chartproof.manifest import Manifest
+import chartproof.incluster as ic
+from chartproof.clusters.nodes import node_objects, parse_shape
+from chartproof.manifest import Manifest, all_containers, dig, env_map, ref
 from chartproof.paths import scenario
-
-CHART = "adaptive"
-RELEASE = "adaptive"
-HM = "adaptive-harmony"
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "APIService",
-                  "PriorityClass", "StorageClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
 
 ESO_STUB_CRDS = [
     {
@@ -33,159 +31,181 @@ ESO_STUB_CRDS = [
     }
     for kind, plural in (("SecretStore", "secretstores"), ("ExternalSecret", "externalsecrets"))
 ]
+SMALL = {"limits": {"cpu": 4, "memory": "16Gi"}, "requests": {"cpu": 4, "memory": "16Gi"}}
 
 
-def created_objects(manifest: Manifest, namespace: str) -> list[tuple[str, str, str | None]]:
+def install_scenario(render, install_chart, name: str, *extra, **kwargs):
+    values = [scenario(F.CHART, name), *extra]
+    render.scenario(F.CHART, values, release=F.RELEASE)  # a scenario the build cannot render is reported once
+    return install_chart(F.CHART, values, release=F.RELEASE, **kwargs)
+
+
+def selector_of(workload: dict) -> str:
+    labels = dig(workload, "spec.selector.matchLabels", {}) or {}
+    assert labels, f"{ref(workload)} has no matchLabels selector"
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def one_pool_deployment(manifest: Manifest) -> dict:
+    found = F.pool_deployments(manifest)
+    assert len(found) == 1, f"expected one pool Deployment, found {[ref(d) for d in found]}"
+    return found[0]
+
+
+def scaled_object_ready(cluster, namespace: str, name: str) -> bool:
+    so = cluster.kubectl.get_json("scaledobjects.keda.sh", name, namespace=namespace)
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in dig(so, "status.conditions", []) or [])
+
+
+def claims(cluster, namespace: str, prefix: str) -> list[dict]:
+    return [c for c in cluster.kubectl.items("persistentvolumeclaims", namespace=namespace)
+            if str(dig(c, "metadata.name", "")).startswith(prefix)]
+
+
+def all_bound(cluster, namespace: str, prefix: str) -> bool:
+    found = claims(cluster, namespace, prefix)
+    return bool(found) and all(dig(c, "status.phase") == "Bound" for c in found)
+
+
+def dangling_secret_refs(cluster, namespace: str) -> list[str]:
+    """secretKeyRefs and envFrom Secrets of the live pods that name no live Secret key."""
+    secrets = {dig(s, "metadata.name"): set((s.get("data") or {}) | (s.get("stringData") or {}))
+               for s in cluster.kubectl.items("secrets", namespace=namespace)}
     out = []
-    for o in manifest.objects:
-        kind = o["kind"]
-        ns = None if kind in CLUSTER_SCOPED else (o["metadata"].get("namespace") or namespace)
-        out.append((kind, o["metadata"]["name"], ns))
+    for pod in cluster.kubectl.items("pods", namespace=namespace):
+        for item in all_containers(pod):
+            for var, value in env_map(item).items():
+                target = F.secret_ref(value)
+                if target and not dig(value, "secretKeyRef.optional") and target[1] not in secrets.get(target[0], set()):
+                    out.append(f"pod {dig(pod, 'metadata.name')}/{item.get('name')}: {var} <- {target[0]}/{target[1]}")
+            for name in F.env_from_secrets(item):
+                if name not in secrets:
+                    out.append(f"pod {dig(pod, 'metadata.name')}/{item.get('name')}: envFrom {name}")
     return out
-
-
-def claim_template_prefixes(manifest: Manifest) -> list[str]:
-    prefixes = []
-    for o in manifest.find("StatefulSet"):
-        for claim in o["spec"].get("volumeClaimTemplates") or []:
-            prefixes.append(f"{claim['metadata']['name']}-{o['metadata']['name']}-")
-    return prefixes
-
-
-def uninstall_and_check_clean(cluster, release, namespace: str, extra: list[tuple[str, str, str | None]] = ()):
-    """Uninstall and assert that only claim-template PVCs of the release remain."""
-    manifest = release.manifest
-    created = created_objects(manifest, namespace) + list(extra)
-    prefixes = claim_template_prefixes(manifest)
-    release.uninstall()
-
-    def leftovers():
-        left = []
-        for kind, name, ns in created:
-            try:
-                if cluster.kubectl.exists(kind, name, ns):
-                    left.append(f"{kind} {name}")
-            except Exception as exc:  # a kind whose CRD went away with the release: its objects went too
-                if "the server doesn't have a resource type" not in str(exc) and "no matches" not in str(exc):
-                    raise
-        pods = cluster.kubectl.items("pods", namespace=namespace, selector=f"app.kubernetes.io/instance={RELEASE}")
-        left += [f"Pod {p['metadata']['name']}" for p in pods]
-        return left
-
-    cluster.wait_for(lambda: not leftovers(), timeout=180, what="release objects to be deleted")
-    for pvc in cluster.kubectl.items("persistentvolumeclaims", namespace=namespace):
-        name = pvc["metadata"]["name"]
-        assert any(name.startswith(p) for p in prefixes), f"PVC {name} remains but is not from a claim template"
-    for kind in ("secrets", "configmaps", "services", "deployments", "statefulsets", "ingresses"):
-        for item in cluster.kubectl.items(kind, namespace=namespace, selector=f"app.kubernetes.io/instance={RELEASE}"):
-            raise AssertionError(f"{kind} {item['metadata']['name']} remains after uninstall")
-
-
-def bound(cluster, namespace, prefix):
-    claims = [c for c in cluster.kubectl.items("persistentvolumeclaims", namespace=namespace)
-              if c["metadata"]["name"].startswith(prefix)]
-    return claims and all(c.get("status", {}).get("phase") == "Bound" for c in claims)
 
 
 # -- one installation per scenario ---------------------------------------------------------------
 
+@pytest.mark.contract("ADP-SECRET-04")
 @pytest.mark.cluster
-@pytest.mark.parametrize("name", ["defaults-with-secrets", "autoscaling-off-two-pools", "oidc-two-providers",
-                                  "cpu-only"])
-def test_install_scenario(install_chart, cluster, namespace, name):
-    rel = install_chart(CHART, [scenario(CHART, name)], release=RELEASE)
-    cluster.wait_ready(namespace)
-    assert cluster.kubectl.exists("statefulset", HM, namespace)
-    uninstall_and_check_clean(cluster, rel, namespace)
+@pytest.mark.parametrize("name", ["defaults-with-secrets", "oidc-two-providers", "cpu-only"])
+def test_install_scenario(render, install_chart, cluster, namespace, name):
+    """The scenario installs and becomes ready; every secret reference of the live pods resolves to a live
+    Secret key; helm uninstall leaves nothing behind."""
+    rel = install_scenario(render, install_chart, name)
+    rel.wait_ready()
+    assert cluster.kubectl.exists("statefulset", F.HM, namespace), f"no live StatefulSet {F.HM}"
+    dangling = dangling_secret_refs(cluster, namespace)
+    assert not dangling, f"live pods reference Secret keys that do not exist: {dangling}"
+    rel.uninstall()
 
 
+@pytest.mark.contract("ADP-AUTOSCALE-01", "ADP-POOL-01")
+@pytest.mark.cluster
+def test_install_two_fixed_pools(render, install_chart, cluster, namespace):
+    """Autoscaling off: the live pool Deployments run minReplicaCount replicas and no ScaledObject or HPA exists."""
+    rel = install_scenario(render, install_chart, "autoscaling-off-two-pools")
+    rel.wait_ready()
+    for kebab, expected in (("pool-a", 2), ("pool-b", 1)):
+        live = cluster.kubectl.items("deployments", namespace=namespace, selector=f"{F.POOL_LABEL}={kebab}")
+        assert len(live) == 1, f"expected one live Deployment labelled {F.POOL_LABEL}={kebab}, found {len(live)}"
+        ready = dig(live[0], "status.readyReplicas", 0)
+        assert dig(live[0], "spec.replicas") == expected and ready == expected, \
+            f"pool {kebab}: expected {expected} ready replicas, found spec {dig(live[0], 'spec.replicas')}, ready {ready}"
+    hpas = cluster.kubectl.items("horizontalpodautoscalers", namespace=namespace)
+    assert not hpas, f"autoscaling off: expected no HPA, found {[dig(h, 'metadata.name') for h in hpas]}"
+    rel.uninstall()
+
+
+@pytest.mark.contract("ADP-AUTOSCALE-06", "ADP-AUTOSCALE-02")
 @pytest.mark.cluster
 @pytest.mark.exclusive("keda")
-def test_install_autoscaling_on(install_chart, cluster, namespace):
-    """ADP-AUTOSCALE-06 (install part): one `helm install` on a cluster without KEDA succeeds."""
-    rel = install_chart(CHART, [scenario(CHART, "autoscaling-on")], release=RELEASE)
-    cluster.wait_ready(namespace)
-    so = cluster.kubectl.get_json("scaledobjects.keda.sh", "adaptive-harmony-dpl-pool-a", namespace=namespace)
-    assert so["spec"]["scaleTargetRef"]["name"] == "adaptive-harmony-dpl-pool-a"
-    extra = [("scaledobjects.keda.sh", "adaptive-harmony-dpl-pool-a", namespace)]
-    uninstall_and_check_clean(cluster, rel, namespace, extra)
-    for crd in ("scaledobjects.keda.sh", "scaledjobs.keda.sh"):
-        assert not cluster.kubectl.exists("customresourcedefinition", crd)
-    assert not cluster.kubectl.exists("apiservice", "v1beta1.external.metrics.k8s.io")
+def test_install_autoscaling_on(render, install_chart, cluster, namespace):
+    """ADP-AUTOSCALE-06 (install part): one `helm install` on a cluster without KEDA succeeds and the
+    ScaledObject of the pool exists, targeting its Deployment; uninstall removes KEDA's CRDs and APIService too."""
+    rel = install_scenario(render, install_chart, "autoscaling-on")
+    rel.wait_ready()
+    name = f"{F.HM}-dpl-pool-a"
+    so = cluster.kubectl.get_json("scaledobjects.keda.sh", name, namespace=namespace)
+    assert dig(so, "spec.scaleTargetRef.name") == name, f"live ScaledObject {name} targets {dig(so, 'spec.scaleTargetRef')}"
+    rel.uninstall()
 
 
+@pytest.mark.contract("ADP-AUTOSCALE-02")
 @pytest.mark.cluster
 @pytest.mark.exclusive("keda")
 def test_install_autoscaling_on_with_keda_crds_already_on_the_cluster(install_chart, cluster, namespace, render):
     """keda.crds.install=false: the CRDs are the cluster's; the ScaledObjects are ordinary release objects,
     so `helm uninstall` removes them and leaves the CRDs alone."""
-    crds = render(CHART, [scenario(CHART, "autoscaling-on")]).find("CustomResourceDefinition")
-    assert crds, "the chart ships the keda.sh CRDs by default"
-    cluster.apply([{**crd, "metadata": {"name": crd["metadata"]["name"],
+    values = [F.pools("Pool-A"), {"autoscaling": {"enabled": True}}]
+    crds = [c for c in render(F.CHART, values).select("CustomResourceDefinition") if dig(c, "spec.group") == "keda.sh"]
+    assert crds, "autoscaling on: the chart ships no keda.sh CRD by default"
+    cluster.apply([{**crd, "metadata": {"name": dig(crd, "metadata.name"),
                                         "labels": {"app.kubernetes.io/managed-by": "chartproof"}}} for crd in crds])
     try:
         cluster.wait_for(lambda: cluster.kubectl("get", "--raw", "/apis/keda.sh/v1alpha1", check=False),
                          timeout=60, what="keda.sh API served")
-        rel = install_chart(CHART, [scenario(CHART, "autoscaling-on")], {"keda.crds.install": False}, release=RELEASE)
-        assert not rel.manifest.find("CustomResourceDefinition")
-        assert rel.manifest.has("ScaledObject", "adaptive-harmony-dpl-pool-a"), "a managed object, not a hook"
+        rel = install_chart(F.CHART, values, {"keda.crds.install": False}, release=F.RELEASE)
+        live = rel.manifest
+        assert not live.select("CustomResourceDefinition", where=lambda c: dig(c, "spec.group") == "keda.sh"),             "keda.crds.install=false: the release still holds keda.sh CRDs"
+        assert live.select("ScaledObject", name=f"{F.HM}-dpl-pool-a"), "the ScaledObject must be a release object, not a hook"
         rel.uninstall()
-        cluster.wait_for(lambda: not cluster.kubectl.exists("scaledobjects.keda.sh", "adaptive-harmony-dpl-pool-a",
-                                                            namespace), timeout=120, what="ScaledObject removed")
-        assert cluster.kubectl.exists("customresourcedefinition", "scaledobjects.keda.sh")
+        assert cluster.kubectl.exists("customresourcedefinition", "scaledobjects.keda.sh"),             "helm uninstall removed the cluster's own scaledobjects.keda.sh CRD"
     finally:
         for crd in crds:
-            cluster.kubectl("delete", "customresourcedefinition", crd["metadata"]["name"], "--ignore-not-found",
+            cluster.kubectl("delete", "customresourcedefinition", dig(crd, "metadata.name"), "--ignore-not-found",
                             check=False)
 
 
+@pytest.mark.contract("ADP-TB-06")
 @pytest.mark.cluster
-def test_install_tensorboard_persisted(install_chart, cluster, namespace):
-    """Also ADP-TB-06 (binding part): the gp3 claim of the claim template binds."""
-    rel = install_chart(CHART, [scenario(CHART, "tensorboard-persisted")], release=RELEASE)
-    cluster.wait_ready(namespace)
-    cluster.wait_for(lambda: bound(cluster, namespace, f"tensorboard-volume-{HM}-"), timeout=120,
-                     what="tensorboard claim to bind")
-    pvc = cluster.kubectl.get_json("persistentvolumeclaims", f"tensorboard-volume-{HM}-0", namespace=namespace)
-    assert pvc["spec"]["storageClassName"] == "gp3"
-    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
-    uninstall_and_check_clean(cluster, rel, namespace)
-    assert cluster.kubectl.exists("persistentvolumeclaims", f"tensorboard-volume-{HM}-0", namespace)
+def test_install_tensorboard_persisted(render, install_chart, cluster, namespace):
+    """ADP-TB-06 (binding part): the gp3 claim of the claim template binds; it stays after uninstall (claims of
+    claim templates are not release objects)."""
+    rel = install_scenario(render, install_chart, "tensorboard-persisted")
+    rel.wait_ready()
+    prefix = f"tensorboard-volume-{F.HM}-"
+    cluster.wait_for(lambda: all_bound(cluster, namespace, prefix), timeout=120, what="the tensorboard claim to bind")
+    pvc = cluster.kubectl.get_json("persistentvolumeclaims", f"{prefix}0", namespace=namespace)
+    assert dig(pvc, "spec.storageClassName") == "gp3", f"claim {prefix}0: expected class gp3, found {dig(pvc, 'spec.storageClassName')!r}"
+    rel.uninstall()
 
 
+@pytest.mark.contract("ADP-PROM-05")
 @pytest.mark.cluster
-def test_install_prometheus_persisted(install_chart, cluster, namespace):
-    """Also ADP-PROM-05 (binding part): both Prometheus TSDB claims bind on gp3."""
-    rel = install_chart(CHART, [scenario(CHART, "prometheus-persisted")], release=RELEASE)
-    cluster.wait_ready(namespace)
-    cluster.wait_for(lambda: bound(cluster, namespace, "storage-volume-adaptive-prometheus-"), timeout=120,
-                     what="prometheus claims to bind")
-    claims = [c for c in cluster.kubectl.items("persistentvolumeclaims", namespace=namespace)
-              if c["metadata"]["name"].startswith("storage-volume-adaptive-prometheus-")]
-    assert len(claims) == 2 and all(c["spec"]["storageClassName"] == "gp3" for c in claims)
-    uninstall_and_check_clean(cluster, rel, namespace)
+def test_install_prometheus_persisted(render, install_chart, cluster, namespace):
+    """ADP-PROM-05 (binding part): both Prometheus TSDB claims bind on gp3."""
+    rel = install_scenario(render, install_chart, "prometheus-persisted")
+    rel.wait_ready()
+    prefix = f"storage-volume-{F.PROMETHEUS}-"
+    cluster.wait_for(lambda: all_bound(cluster, namespace, prefix), timeout=120, what="the Prometheus claims to bind")
+    found = [(dig(c, "metadata.name"), dig(c, "spec.storageClassName")) for c in claims(cluster, namespace, prefix)]
+    assert len(found) == 2 and all(cls == "gp3" for _, cls in found), f"expected 2 gp3 claims, found {found}"
+    rel.uninstall()
 
 
+@pytest.mark.contract("ADP-S3-04")
 @pytest.mark.cluster
-def test_install_azure_s3proxy(install_chart, cluster, namespace):
-    """Also ADP-S3-04 (endpoint part): the proxy Service has ready endpoints."""
-    rel = install_chart(CHART, [scenario(CHART, "azure-s3proxy")], release=RELEASE)
-    cluster.wait_ready(namespace)
+def test_install_azure_s3proxy(render, install_chart, cluster, namespace):
+    """ADP-S3-04 (endpoint part): the proxy Service has ready endpoints."""
+    rel = install_scenario(render, install_chart, "azure-s3proxy")
+    rel.wait_ready()
 
     def ready_endpoints():
         slices = cluster.kubectl.items("endpointslices", namespace=namespace,
-                                       selector="kubernetes.io/service-name=adaptive-s3proxy")
-        return [e for s in slices for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready")]
+                                       selector=f"kubernetes.io/service-name={F.S3PROXY}")
+        return [e for s in slices for e in s.get("endpoints") or [] if dig(e, "conditions.ready")]
 
-    cluster.wait_for(ready_endpoints, timeout=120, what="s3proxy endpoints")
-    uninstall_and_check_clean(cluster, rel, namespace)
+    cluster.wait_for(ready_endpoints, timeout=120, what=f"ready endpoints of Service {F.S3PROXY}")
+    rel.uninstall()
 
 
+@pytest.mark.contract("ADP-ESO-01")
 @pytest.mark.cluster
 @pytest.mark.exclusive("external-secrets-crds")
-def test_install_external_secrets(install_chart, cluster, namespace):
-    """ESO mode installs where the external-secrets.io/v1 API exists. The simulated cluster has no
-    ESO: stub CRDs are served for the test and the two Secrets ESO would write are created by hand."""
+def test_install_external_secrets(render, install_chart, cluster, namespace):
+    """ESO mode installs where the external-secrets.io/v1 API exists. The simulated cluster has no ESO: stub
+    CRDs are served for the test and the two Secrets ESO would write are created by hand."""
     had_crds = cluster.kubectl.exists("customresourcedefinition", "externalsecrets.external-secrets.io")
     if not had_crds:
         cluster.kubectl.apply(ESO_STUB_CRDS)
@@ -193,12 +213,14 @@ def test_install_external_secrets(install_chart, cluster, namespace):
                         "crd/externalsecrets.external-secrets.io", "crd/secretstores.external-secrets.io")
     try:
         if cluster.simulated:
-            for name in ("adaptive-control-plane-config-secret", "adaptive-harmony-config-secret"):
+            for name in (F.CP_SECRET, F.HM_SECRET):
                 cluster.kubectl("create", "secret", "generic", name, "-n", namespace, "--from-literal=placeholder=1")
-        rel = install_chart(CHART, [scenario(CHART, "external-secrets")], release=RELEASE)
-        cluster.wait_ready(namespace)
-        assert cluster.kubectl.exists("externalsecrets.external-secrets.io", "adaptive-harmony-ext-secret", namespace)
-        uninstall_and_check_clean(cluster, rel, namespace)
+        rel = install_scenario(render, install_chart, "external-secrets")
+        rel.wait_ready()
+        for kind, name in (("externalsecrets.external-secrets.io", F.CP_EXT), ("externalsecrets.external-secrets.io", F.HM_EXT),
+                           ("secretstores.external-secrets.io", F.STORE)):
+            assert cluster.kubectl.exists(kind, name, namespace), f"no live {kind} {name}"
+        rel.uninstall()
     finally:
         if not had_crds:
             cluster.kubectl("delete", "crd", "externalsecrets.external-secrets.io", "secretstores.external-secrets.io",
@@ -207,79 +229,98 @@ def test_install_external_secrets(install_chart, cluster, namespace):
 
 # -- [C] behaviours --------------------------------------------------------------------------------
 
-def _gpu_nodes(cluster):
-    nodes = []
-    for node in cluster.nodes():
-        alloc = node.get("status", {}).get("allocatable", {})
-        if int(alloc.get("nvidia.com/gpu", "0")) >= 8 and not node["spec"].get("taints") \
-                and not node["spec"].get("unschedulable"):
-            nodes.append(node["metadata"]["name"])
-    return nodes
+PRIVATE_TAINT = "chartproof.dev/adp-private-node"
 
 
-def _gpus_in_use(cluster, node):
-    pods = cluster.kubectl.items("pods", all_namespaces=True)
-    used = 0
-    for p in pods:
-        if p["spec"].get("nodeName") != node or p.get("status", {}).get("phase") in ("Succeeded", "Failed"):
-            continue
-        for c in p["spec"].get("containers", []):
-            used += int(((c.get("resources") or {}).get("requests") or {}).get("nvidia.com/gpu", 0))
-    return used
+@contextlib.contextmanager
+def private_gpu_node(cluster, namespace: str, *, gpu_taint: bool):
+    """A simulated 8-GPU node for one test, optionally tainted nvidia.com/gpu:NoSchedule, deleted afterwards.
+    Its label lets the test pin its pods there; a PreferNoSchedule taint of its own steers other tests' pods
+    away (a soft taint: the test's pinned pods need no toleration for it, so they keep the chart's defaults).
+    Yields the nodeSelector."""
+    (node,) = node_objects(parse_shape("ml.p5.48xlarge=1"), simulated=True)
+    name = f"adp-{namespace}"[:63].rstrip("-")
+    node["metadata"]["name"] = name
+    node["metadata"]["labels"].update({PRIVATE_TAINT: namespace, "kubernetes.io/hostname": name,
+                                       "node.kubernetes.io/instance-type": "chartproof-private-gpu"})
+    taints = [{"key": PRIVATE_TAINT, "value": namespace, "effect": "PreferNoSchedule"}]
+    if gpu_taint:
+        taints.append({"key": "nvidia.com/gpu", "effect": "NoSchedule"})
+    node["spec"] = {"taints": taints}
+    cluster.apply(node)
+    try:
+        cluster.wait_for(lambda: any(c.get("type") == "Ready" and c.get("status") == "True" for c in dig(
+            cluster.kubectl.get_json("nodes", name), "status.conditions", []) or []), timeout=60, what=f"node {name} Ready")
+        yield {PRIVATE_TAINT: namespace}
+    finally:
+        cluster.kubectl("delete", "node", name, "--ignore-not-found", "--wait=false", check=False)
 
 
-SMALL = {"harmony": {"resources": {"limits": {"cpu": 4, "memory": "16Gi"}, "requests": {"cpu": 4, "memory": "16Gi"}}},
-         "mlflow": {"enabled": False}}
-
-
+@pytest.mark.contract("ADP-GPU-04")
 @pytest.mark.cluster
-@pytest.mark.exclusive("gpu-node-packing")
-def test_adp_gpu_04_gpus_per_node(install_chart, cluster, namespace):
+def test_gpus_per_node_packing(install_chart, cluster, namespace):
     """N dividing G: G/N harmony pods fit on one node; N > G: Pending on insufficient nvidia.com/gpu."""
-    nodes = [n for n in _gpu_nodes(cluster) if _gpus_in_use(cluster, n) == 0]
-    if not nodes:
-        pytest.skip("no idle 8-GPU node in this cluster")
-    node = nodes[0]
-    pin = {"harmony": {"nodeSelector": {"kubernetes.io/hostname": node}, "gpusPerReplica": 4, "replicaCount": 2}}
-    rel = install_chart(CHART, [SMALL, pin], release=RELEASE)
-    cluster.wait_ready(namespace)
-    pods = cluster.kubectl.items("pods", namespace=namespace, selector="app.kubernetes.io/component=harmony")
-    assert len(pods) == 2 and {p["spec"]["nodeName"] for p in pods} == {node}
-    rel.uninstall()
-    cluster.wait_for(lambda: not cluster.kubectl.items("pods", namespace=namespace,
-                                                       selector="app.kubernetes.io/component=harmony"),
-                     timeout=120, what="harmony pods to go")
-    big = {"harmony": {"gpusPerReplica": 16, "replicaCount": 1}}
-    install_chart(CHART, [SMALL, big], release=RELEASE, wait=False)
+    if not cluster.simulated:
+        pytest.skip("needs a node of its own (created on the simulated cluster only)")
+    with private_gpu_node(cluster, namespace, gpu_taint=False) as selector:
+        base = {"harmony": {"resources": SMALL, "nodeSelector": selector},
+                "mlflow": {"enabled": False}}
+        rel = install_chart(F.CHART, [base, {"harmony": {"gpusPerReplica": 4, "replicaCount": 2}}], release=F.RELEASE)
+        rel.wait_ready()
+        pods = cluster.kubectl.items("pods", namespace=namespace, selector=f"{F.COMPONENT}=harmony")
+        placed = sorted({str(dig(p, "spec.nodeName")) for p in pods})
+        assert len(pods) == 2 and len(placed) == 1 and placed[0].startswith("adp-"), \
+            f"2 harmony pods of 4 GPUs must both fit on the one 8-GPU node, found {len(pods)} pods on {placed}"
+        rel.uninstall()
+        install_chart(F.CHART, [base, {"harmony": {"gpusPerReplica": 16, "replicaCount": 1}}], release=F.RELEASE,
+                      wait=False)
 
-    def insufficient():
-        events = cluster.kubectl.items("events", namespace=namespace)
-        return [e for e in events if e.get("reason") == "FailedScheduling"
-                and "nvidia.com/gpu" in e.get("message", "") and e["involvedObject"]["name"] == f"{HM}-0"]
+        def insufficient():
+            return [e for e in cluster.kubectl.items("events", namespace=namespace) if e.get("reason") == "FailedScheduling"
+                    and "nvidia.com/gpu" in str(e.get("message", "")) and dig(e, "involvedObject.name") == f"{F.HM}-0"]
 
-    cluster.wait_for(insufficient, timeout=120, what="FailedScheduling on nvidia.com/gpu")
-    pod = cluster.kubectl.get_json("pods", f"{HM}-0", namespace=namespace)
-    assert pod["status"]["phase"] == "Pending"
+        cluster.wait_for(insufficient, timeout=120, what=f"FailedScheduling of {F.HM}-0 on nvidia.com/gpu")
+        phase = dig(cluster.kubectl.get_json("pods", f"{F.HM}-0", namespace=namespace), "status.phase")
+        assert phase == "Pending", f"pod {F.HM}-0 asking 16 GPUs: expected Pending, found {phase}"
 
 
+@pytest.mark.contract("ADP-GPU-05")
+@pytest.mark.cluster
+def test_default_pods_run_on_gpu_nodes_tainted_nvidia_gpu(install_chart, cluster, namespace):
+    """On a GPU node tainted nvidia.com/gpu:NoSchedule, the harmony StatefulSet and a pool are placed and Running
+    with the default toleration. The simulated cluster gets a node of its own for this test (its pods also
+    keep their default tolerations); an existing cluster is used as it is."""
+    values = {"harmony": {"resources": SMALL, "gpusPerReplica": 4, "computePool": [{"name": "p", "gpusPerReplica": 4}]},
+              "mlflow": {"enabled": False}}
+    if cluster.simulated:
+        node = private_gpu_node(cluster, namespace, gpu_taint=True)
+    else:
+        tainted = [n for n in cluster.nodes() if any(t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NoSchedule"
+                                                     for t in dig(n, "spec.taints", []) or [])]
+        if not tainted:
+            pytest.skip("no GPU node of this cluster carries the nvidia.com/gpu:NoSchedule taint")
+        node = contextlib.nullcontext({"kubernetes.io/hostname": dig(tainted[0], "metadata.name")})
+    with node as selector:
+        values["harmony"]["nodeSelector"] = selector
+        rel = install_chart(F.CHART, [values], release=F.RELEASE, wait=False)
+        rel.wait_ready(timeout=120)  # the simulated pods start in seconds once placed
+        pods = [p for p in cluster.kubectl.items("pods", namespace=namespace)
+                if (dig(p, "metadata.labels", {}) or {}).get(F.COMPONENT) in ("harmony", "harmony-dpl")]
+        running = {(dig(p, "metadata.labels", {}) or {}).get(F.COMPONENT) for p in pods if dig(p, "status.phase") == "Running"}
+        assert running == {"harmony", "harmony-dpl"}, \
+            f"expected harmony and pool pods Running on the tainted GPU node, found " \
+            f"{[(dig(p, 'metadata.name'), dig(p, 'spec.nodeName'), dig(p, 'status.phase')) for p in pods]}"
+        rel.uninstall()
+
+
+@pytest.mark.contract("ADP-AUTOSCALE-06")
 @pytest.mark.cluster
 @pytest.mark.exclusive("keda")
 @pytest.mark.real_cluster("needs the KEDA operator actually running to report ScaledObjects Ready")
-def test_adp_autoscale_06_scaledobjects_ready(install_chart, cluster, namespace):
-    install_chart(CHART, [scenario(CHART, "autoscaling-on")], release=RELEASE)
-
-    def ready():
-        so = cluster.kubectl.get_json("scaledobjects.keda.sh", "adaptive-harmony-dpl-pool-a", namespace=namespace)
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in so.get("status", {}).get("conditions", []))
-
-    cluster.wait_for(ready, timeout=300, what="ScaledObject Ready")
-
-
-def _pool_deployment(manifest: Manifest) -> dict:
-    pools = [d for d in manifest.find("Deployment")
-             if d["metadata"]["labels"].get("app.kubernetes.io/component") == "harmony-dpl"]
-    assert len(pools) == 1, [d["metadata"]["name"] for d in pools]
-    return pools[0]
+def test_scaled_objects_become_ready(install_chart, cluster, namespace):
+    install_chart(F.CHART, [F.pools("Pool-A"), {"autoscaling": {"enabled": True}}], release=F.RELEASE)
+    name = f"{F.HM}-dpl-pool-a"
+    cluster.wait_for(lambda: scaled_object_ready(cluster, namespace, name), timeout=300, what=f"ScaledObject {name} Ready")
 
 
 COOLDOWN = 30          # autoscaling.coolDownPeriodSeconds of ADP-AUTOSCALE-07
@@ -287,6 +328,7 @@ RATE_WINDOW = 300      # the ScaledObject query's rate(...[5m])
 HPA_SCALE_DOWN = 300   # Kubernetes' default scale-down stabilization window of the HPA KEDA creates
 
 
+@pytest.mark.contract("ADP-AUTOSCALE-07")
 @pytest.mark.cluster
 @pytest.mark.exclusive("keda")
 @pytest.mark.real_cluster("needs KEDA and the bundled Prometheus running and scraping a real exporter pod; "
@@ -295,7 +337,7 @@ def test_adp_autoscale_07_scale_out_and_in(install_chart, cluster, namespace):
     """A TTFT-timeout ratio above the threshold scales the pool out to max; a zero ratio brings it back to
     min after the cooldown; pool pods that do not fit stay Pending on nvidia.com/gpu. A synthetic
     exporter pod serves the harmony counters for the pool (the pool's own pods need not run)."""
-    pool = rc.unique("Scale")      # raw pool name: group name and metric label, unique on the cluster
+    pool = ic.unique("Scale")      # raw pool name: group name and metric label, unique on the cluster
     ratio, threshold = 0.5, 0.05
     small = {"limits": {"cpu": 1, "memory": "2Gi"}, "requests": {"cpu": 1, "memory": "2Gi"}}  # only GPUs constrain
     values = {"harmony": {"replicaCount": 0,
@@ -303,31 +345,27 @@ def test_adp_autoscale_07_scale_out_and_in(install_chart, cluster, namespace):
                                            "gpusPerReplica": 2, "resources": small}]},
               "autoscaling": {"enabled": True, "coolDownPeriodSeconds": COOLDOWN, "ttftTimeoutThreshold": threshold},
               "mlflow": {"enabled": False}}
-    rel = install_chart(CHART, [scenario(CHART, "autoscaling-on"), values], release=RELEASE, wait=False)
-    rc.rollout(cluster, namespace, "statefulset/adaptive-prometheus", "deployment/keda-operator",
-               "deployment/keda-operator-metrics-apiserver")
-    dpl = _pool_deployment(rel.manifest)
-    name = dpl["metadata"]["name"]
-    selector = ",".join(f"{k}={v}" for k, v in dpl["spec"]["selector"]["matchLabels"].items())
+    rel = install_chart(F.CHART, [values], release=F.RELEASE, wait=False)
+    keda = [f"{dig(o, 'kind').lower()}/{dig(o, 'metadata.name')}" for o in rel.manifest.with_image("kedacore/")]
+    ic.rollout(cluster, namespace, f"statefulset/{F.PROMETHEUS}", *keda)
+    dpl = one_pool_deployment(rel.manifest)
+    name = dig(dpl, "metadata.name")
+    selector = selector_of(dpl)
     so = cluster.kubectl.get_json("scaledobjects.keda.sh", name, namespace=namespace)
-    assert (so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"], so["spec"]["cooldownPeriod"]) == (1, 2, COOLDOWN)
-    assert f'pool="{pool}"' in so["spec"]["triggers"][0]["metadata"]["query"]
+    bounds = (dig(so, "spec.minReplicaCount"), dig(so, "spec.maxReplicaCount"), dig(so, "spec.cooldownPeriod"))
+    assert bounds == (1, 2, COOLDOWN), f"live ScaledObject {name}: expected (min, max, cooldown) (1, 2, {COOLDOWN}), found {bounds}"
 
     def replicas() -> int:
-        return cluster.kubectl.get_json("deployments", name, namespace=namespace)["spec"]["replicas"]
+        return dig(cluster.kubectl.get_json("deployments", name, namespace=namespace), "spec.replicas", 1)
 
-    def so_ready():
-        conds = cluster.kubectl.get_json("scaledobjects.keda.sh", name, namespace=namespace).get("status", {})
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds.get("conditions", []))
-
-    cluster.wait_for(so_ready, timeout=300, what=f"ScaledObject {name} Ready")
+    cluster.wait_for(lambda: scaled_object_ready(cluster, namespace, name), timeout=300, what=f"ScaledObject {name} Ready")
     assert replicas() == 1, "the pool must start at minReplicaCount"
 
-    exporter = rc.start_pod(cluster, namespace, rc.exporter_pod(rc.unique("ttft-exporter"), pool, ratio))
+    exporter = ic.start_pod(cluster, namespace, ic.exporter_pod(ic.unique("ttft-exporter"), pool, ratio))
     cluster.wait_for(lambda: replicas() >= 2, timeout=600,
                      what=f"pool {name} to scale out to max 2 (exporter ratio {ratio} > threshold {threshold})")
     assert replicas() == 2, "never above maxReplicaCount"
-    for message in rc.unschedulable_messages(cluster, namespace, selector):
+    for message in ic.unschedulable_messages(cluster, namespace, selector):
         assert "nvidia.com/gpu" in message, f"pool pod Pending for another reason than GPUs: {message}"
 
     cluster.kubectl("exec", "-n", namespace, exporter, "--", "sh", "-c", "echo 0 > /tmp/ratio")
@@ -339,68 +377,73 @@ def test_adp_autoscale_07_scale_out_and_in(install_chart, cluster, namespace):
     assert replicas() == 1
 
 
+@pytest.mark.contract("ADP-TB-06")
 @pytest.mark.cluster
 @pytest.mark.real_cluster("needs a real container to write files in /logdir")
-def test_adp_tb_06_logs_survive_pod_deletion(install_chart, cluster, namespace):
-    install_chart(CHART, [scenario(CHART, "tensorboard-persisted")], release=RELEASE)
-    cluster.kubectl("exec", "-n", namespace, f"{HM}-0", "-c", "tensorboard", "--", "sh", "-c",
+def test_tensorboard_logs_survive_pod_deletion(install_chart, cluster, namespace):
+    values = {"tensorboard": {"enabled": True, "persistentVolume": {"enabled": True, "storageClass": "gp3"}}}
+    install_chart(F.CHART, [values], release=F.RELEASE)
+    cluster.kubectl("exec", "-n", namespace, f"{F.HM}-0", "-c", "tensorboard", "--", "sh", "-c",
                     "echo keep > /logdir/chartproof-marker")
-    cluster.kubectl("delete", "pod", "-n", namespace, f"{HM}-0")
+    cluster.kubectl("delete", "pod", "-n", namespace, f"{F.HM}-0")
     cluster.wait_ready(namespace)
-    out = cluster.kubectl("exec", "-n", namespace, f"{HM}-0", "-c", "tensorboard", "--", "cat",
+    out = cluster.kubectl("exec", "-n", namespace, f"{F.HM}-0", "-c", "tensorboard", "--", "cat",
                           "/logdir/chartproof-marker")
-    assert out.strip() == "keep"
+    assert out.strip() == "keep", f"/logdir/chartproof-marker after pod deletion: expected 'keep', found {out!r}"
 
 
+@pytest.mark.contract("ADP-PROM-05")
 @pytest.mark.cluster
 @pytest.mark.real_cluster("needs real Prometheus scraping real control-plane and harmony pods")
-def test_adp_prom_05_scrape_targets(install_chart, cluster, namespace):
-    install_chart(CHART, [scenario(CHART, "autoscaling-off-two-pools")], release=RELEASE)
-    out = cluster.kubectl("exec", "-n", namespace, "adaptive-prometheus-0", "--", "wget", "-qO-",
+def test_app_pods_are_scrape_targets(install_chart, cluster, namespace):
+    install_chart(F.CHART, [F.pools("Pool-A")], release=F.RELEASE)
+    out = cluster.kubectl("exec", "-n", namespace, f"{F.PROMETHEUS}-0", "--", "wget", "-qO-",
                           "http://localhost:9090/api/v1/targets?state=active")
-    for component in ("control-plane", "harmony", "harmony-dpl"):
-        assert component in out
+    missing = [c for c in ("control-plane", "harmony", "harmony-dpl") if c not in out]
+    assert not missing, f"Prometheus active targets: no target of components {missing}"
 
 
+@pytest.mark.contract("ADP-S3-04")
 @pytest.mark.cluster
 @pytest.mark.real_cluster("needs DNS resolution from real containers")
-def test_adp_s3_04_proxy_resolves_from_clients(install_chart, cluster, namespace):
-    install_chart(CHART, [scenario(CHART, "azure-s3proxy")], release=RELEASE)
-    for workload in ("deploy/adaptive-control-plane", f"statefulset/{HM}", "deploy/adaptive-harmony-dpl-pool-a"):
-        cluster.kubectl("exec", "-n", namespace, workload, "--", "getent", "hosts", "adaptive-s3proxy")
+def test_proxy_resolves_from_storage_clients(install_chart, cluster, namespace):
+    install_chart(F.CHART, [{"s3proxy": {"enabled": True}}, F.pools("Pool-A")], release=F.RELEASE)
+    for workload in (f"deploy/{F.CP}", f"statefulset/{F.HM}", f"deploy/{F.HM}-dpl-pool-a"):
+        cluster.kubectl("exec", "-n", namespace, workload, "--", "getent", "hosts", F.S3PROXY)
 
 
+@pytest.mark.contract("ADP-ESO-05")
 @pytest.mark.cluster
 @pytest.mark.real_cluster("needs the External Secrets Operator and a store holding the keys")
-def test_adp_eso_05_secrets_materialise(install_chart, cluster, namespace):
-    install_chart(CHART, [scenario(CHART, "external-secrets")], release=RELEASE)
-    for name in ("adaptive-control-plane-config-secret", "adaptive-harmony-config-secret"):
-        secret = cluster.kubectl.get_json("secrets", name, namespace=namespace)
-        owners = secret["metadata"].get("ownerReferences", [])
-        assert any(o["kind"] == "ExternalSecret" for o in owners)
+def test_external_secrets_materialise(render, install_chart, cluster, namespace):
+    install_scenario(render, install_chart, "external-secrets")
+    for name in (F.CP_SECRET, F.HM_SECRET):
+        owners = dig(cluster.kubectl.get_json("secrets", name, namespace=namespace), "metadata.ownerReferences", []) or []
+        assert any(o.get("kind") == "ExternalSecret" for o in owners), f"Secret {name}: expected owned by its ExternalSecret, owners {owners}"
 
 
+@pytest.mark.contract("ADP-OIDC-03")
 @pytest.mark.cluster
 @pytest.mark.real_cluster("needs a running control plane (real images and database through CHARTPROOF_ADAPTIVE_VALUES) "
                           "that reaches the identity provider (CHARTPROOF_OIDC_ISSUER, default Google)")
-def test_adp_oidc_03_callback_reaches_control_plane(install_chart, cluster, namespace):
+def test_callback_reaches_control_plane(install_chart, cluster, namespace):
     """Login with provider key k redirects to the provider with redirect_uri = <rootUrl>/api/v1/auth/login/k/callback."""
-    issuer, client_id = rc.oidc_provider()
+    issuer, client_id = ic.oidc_provider()
     key, root = "chartproof", "https://adaptive.chartproof.example.com"
     provider = {"name": "Chartproof", "key": key, "issuer_url": issuer, "client_id": client_id,
                 "scopes": ["openid", "email", "profile"], "pkce": True, "allow_sign_up": False}
-    rel = rc.install_running_control_plane(
-        install_chart, cluster, namespace, scenario(CHART, "defaults-with-secrets"),
+    rel = ic.install_running_control_plane(
+        install_chart, cluster, namespace, scenario(F.CHART, "defaults-with-secrets"),
         {"controlPlane": {"rootUrl": root}, "secrets": {"auth": {"oidc": {"providers": [provider]}}}})
-    assert rc.root_url(rel.manifest) == root
-    login = f"{rc.control_plane_url(rel.manifest)}/api/v1/auth/login/{key}"
-    with rc.curl_pod(cluster, namespace) as curl:
+    assert ic.root_url(rel.manifest) == root
+    login = f"{ic.control_plane_url(rel.manifest)}/api/v1/auth/login/{key}"
+    with ic.curl_pod(cluster, namespace) as curl:
         discovery = curl.get(f"{issuer.rstrip('/')}/.well-known/openid-configuration", follow=True)
         auth_endpoint = discovery.json().get("authorization_endpoint") if discovery.status == 200 else None
-        answer = rc.first_answer(cluster, curl, login, timeout=180)
+        answer = ic.first_answer(cluster, curl, login, timeout=180)
     assert 300 <= answer.status < 400, f"login must redirect to the identity provider: {answer}"
     location = answer.header("location") or ""
-    assert rc.points_to_provider(location, issuer, auth_endpoint), \
+    assert ic.points_to_provider(location, issuer, auth_endpoint), \
         f"redirect does not go to {issuer} (authorization endpoint {auth_endpoint}): {location}"
-    assert rc.query_param(location, "redirect_uri") == rc.callback_url(root, key), location
-    assert rc.query_param(location, "client_id") == client_id, location
+    assert ic.query_param(location, "redirect_uri") == ic.callback_url(root, key), location
+    assert ic.query_param(location, "client_id") == client_id, location
