@@ -1,4 +1,4 @@
-"""Sessions: `tests` (the engine's own tests), `lint` (ruff + helm lint), `conformance` (the main job:
+"""Sessions: `tests` (the engine's own tests), `lint` (ruff, contract coverage, helm lint), `selfcheck` (the suite tested on variants and mutants), `conformance` (the main job:
 the suites against the charts, on the embedded cluster by default), `bench` (speed goals).
 
 Extra pytest arguments go after `--`, e.g. `nox -s conformance -- --cluster existing --kube-context prod -k hyperpod`.
@@ -10,7 +10,7 @@ import os
 
 import nox
 
-nox.options.sessions = ["lint", "tests", "conformance"]
+nox.options.sessions = ["lint", "tests", "selfcheck", "conformance"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
 
@@ -28,7 +28,8 @@ def _toolchain(session: nox.Session) -> None:
 
 
 def _workers() -> list[str]:
-    workers = os.environ.get("CHARTPROOF_WORKERS", "")
+    """pytest-xdist workers: 2 by default (the suites share one cluster); CHARTPROOF_WORKERS=0 runs serially."""
+    workers = os.environ.get("CHARTPROOF_WORKERS", "2")
     return ["-n", workers] if workers and workers != "0" else []
 
 
@@ -37,7 +38,7 @@ def tests(session: nox.Session) -> None:
     """The engine's own tests: toolchain, providers, helm driver, plugin, CLI errors."""
     _install(session)
     _toolchain(session)
-    session.run("pytest", "tests", *_workers(), *session.posargs)
+    session.run("pytest", "tests", "--ignore", "tests/selfcheck", *_workers(), *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -45,6 +46,9 @@ def lint(session: nox.Session) -> None:
     """ruff on the Python, `helm lint --strict` on every chart."""
     _install(session, "ruff")
     session.run("ruff", "check", "chartproof", "tests", "suites", "noxfile.py", "conftest.py")
+    # Every contract id has a test, and every test names known ids.
+    session.run("pytest", "suites", "--collect-only", "-q", "--contract-coverage", "-p", "no:cacheprovider",
+                "--report-dir", str(session.create_tmp()), silent=True)
     session.run("chartproof", "toolchain", "install", "helm")  # visible progress if it must be built
     # silent=True folds stderr into the output: the path is its last line.
     helm = session.run("chartproof", "toolchain", "path", "helm", silent=True).strip().splitlines()[-1]
@@ -67,3 +71,23 @@ def bench(session: nox.Session) -> None:
     _install(session)
     _toolchain(session)
     session.run("python", "-m", "chartproof.bench", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def stability(session: nox.Session) -> None:
+    """Run the suites N times and compare verdicts: `nox -s stability -- --runs 10 -- -n 2`."""
+    _install(session)
+    _toolchain(session)
+    session.run("python", "-m", "chartproof.stability", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def selfcheck(session: nox.Session) -> None:
+    """The suite tests itself: variant builds that keep every promise must pass (no false alarm), mutant
+    builds that break one promise each must be caught by that contract's tests. `-- --full`: each mutant
+    against its chart's whole suite; `-- -m "not cluster"`: render tier only."""
+    _install(session)
+    _toolchain(session)
+    # Live runs share one worker (--dist loadgroup) while the render runs use the others.
+    session.run("pytest", "tests/selfcheck", "-p", "no:cacheprovider", *(_workers() or ["-n", "2"]),
+                "--dist", "loadgroup", *session.posargs)
