@@ -38,7 +38,7 @@ def test_loopback_detection():
 
 def test_render_suite_runs_unchanged_against_an_oci_reference(tmp_path, pushed_adaptive):
     ref = f"{pushed_adaptive}@0.6.2"
-    proc = suite(tmp_path, "suites/adaptive/test_adaptive_render.py", "-k", "pool_02 or autoscale_01 or secret_02",
+    proc = suite(tmp_path, "suites/adaptive", "-m", "not cluster", "--contract", "ADP-POOL-02,ADP-AUTOSCALE-01,ADP-SECRET-02",
                  "--chart", f"adaptive={ref}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout
@@ -48,7 +48,7 @@ def test_render_suite_runs_unchanged_against_an_oci_reference(tmp_path, pushed_a
 
 
 def test_unknown_oci_version_stops_the_run_with_exit_4(tmp_path, pushed_adaptive):
-    proc = suite(tmp_path, "suites/adaptive/test_adaptive_render.py", "--chart", f"adaptive={pushed_adaptive}@9.9.9")
+    proc = suite(tmp_path, "suites/adaptive", "-m", "not cluster", "--chart", f"adaptive={pushed_adaptive}@9.9.9")
     assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "cannot pull" in proc.stdout + proc.stderr
     assert " passed" not in proc.stdout

@@ -7,12 +7,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import yaml
 
+from chartproof.helm import HelmResult
 from chartproof.manifest import Manifest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,24 +83,13 @@ def _helm_home() -> Path:
     return home
 
 
-@dataclass(frozen=True)
-class HelmRun:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-
-def helm(*args: str, timeout: float = 300) -> HelmRun:
+def helm(*args: str, timeout: float = 300) -> HelmResult:
     """The pinned helm with a private home (no user repositories or caches)."""
     home = _helm_home()
     env = {**os.environ, "HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
            "HELM_DATA_HOME": str(home / "data")}
     proc = subprocess.run([str(helm_binary()), *args], capture_output=True, text=True, env=env, timeout=timeout)
-    return HelmRun(proc.returncode, proc.stdout, proc.stderr)
+    return HelmResult(list(args), proc.returncode, proc.stdout, proc.stderr)
 
 
 def render_default(name: str, chart: Path) -> str:
