@@ -90,7 +90,7 @@ class Release:
         result = self.helm.uninstall(self.name, self.namespace, wait=False, timeout=timeout)
         self.installed = False
         failed = not result.ok and "not found" not in result.error
-        left = self._wait_gone(created, timeout=5 if failed else min(timeout, 120))
+        left = self._wait_gone(created, timeout=5 if failed else timeout)
         if left:
             self._remove(left)
         names = [f"{kind} {ns + '/' if ns else ''}{name}" for kind, name, ns in left]
