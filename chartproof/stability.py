@@ -1,8 +1,9 @@
 """Are the verdicts reproducible? Run the suites N times and compare every test's outcome.
 
 ``python -m chartproof.stability --runs 10 [-- PYTEST ARGS]`` (also ``nox -s stability -- ...``) runs
-``pytest suites`` N times, each with its own report directory, and prints which tests changed outcome
-between runs (flakes). Exit 0 when every run gave the same verdict for every test, 1 otherwise.
+``pytest suites`` N times, each with its own report directory (kept under ``reports/stability-<time>/``,
+so a flake's failure can be read afterwards), and prints which tests changed outcome between runs
+(flakes). Exit 0 when every run gave the same verdict for every test, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,19 +41,25 @@ def compare(runs: list[dict[str, str]]) -> dict[str, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chartproof.stability", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--report-dir", help="where the runs' reports go (default reports/stability-<time>/)")
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: arguments for pytest")
     args = parser.parse_args(argv)
     pytest_args = [a for a in args.pytest_args if a != "--"]
     runs: list[dict[str, str]] = []
-    with tempfile.TemporaryDirectory(prefix="chartproof-stability-") as tmp:
-        for index in range(1, args.runs + 1):
-            outcomes, seconds = run_once(index, Path(tmp), pytest_args)
-            counts: dict[str, int] = {}
-            for outcome in outcomes.values():
-                counts[outcome] = counts.get(outcome, 0) + 1
-            print(f"run {index}/{args.runs}: {seconds:.0f} s, "
-                  + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no results"), flush=True)
-            runs.append(outcomes)
+    directory = Path(args.report_dir) if args.report_dir else REPO / "reports" / time.strftime("stability-%Y%m%d-%H%M%S")
+    directory.mkdir(parents=True, exist_ok=True)
+    print(f"stability: {args.runs} runs of pytest suites {' '.join(pytest_args)}; reports under {directory}", flush=True)
+    for index in range(1, args.runs + 1):
+        outcomes, seconds = run_once(index, directory, pytest_args)
+        counts: dict[str, int] = {}
+        for outcome in outcomes.values():
+            counts[outcome] = counts.get(outcome, 0) + 1
+        print(f"run {index}/{args.runs}: {seconds:.0f} s, "
+              + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no results"), flush=True)
+        for test, outcome in sorted(outcomes.items()):
+            if outcome in ("failed", "error"):
+                print(f"  {outcome}: {test}", flush=True)
+        runs.append(outcomes)
     flakes = compare(runs)
     if not all(runs):
         print("stability: a run produced no results")

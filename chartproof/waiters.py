@@ -59,14 +59,28 @@ def pending_reasons(kubectl: Kubectl, namespace: str | None) -> list[str]:
 HOPELESS_WAITING = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff"}
 STUCK_WAITING = {"CreateContainerConfigError", "CreateContainerError"}  # hopeless once they persist
 STUCK_AFTER_S = 45
+# On a cluster with a fixed set of nodes (embedded, kind: no autoscaler adds any), a pod the scheduler
+# cannot place for this long will not be placed by waiting longer.
+UNSCHEDULABLE_AFTER_S = 30
 
 
-def hopeless(kubectl: Kubectl, namespace: str | None, first_seen: dict[str, float] | None = None) -> str | None:
-    """Why the pods of ``namespace`` will not become ready by waiting, or None while they still might."""
+def hopeless(kubectl: Kubectl, namespace: str | None, first_seen: dict[str, float] | None = None, *,
+             fixed_nodes: bool = False) -> str | None:
+    """Why the pods of ``namespace`` will not become ready by waiting, or None while they still might.
+    ``fixed_nodes``: no autoscaler can add a node, so a pod that stays unschedulable is hopeless too."""
     first_seen = first_seen if first_seen is not None else {}
     now = time.monotonic()
     for pod in kubectl.items("pods", namespace=namespace, all_namespaces=namespace is None):
         name = pod["metadata"]["name"]
+        if fixed_nodes:
+            unschedulable = next((c for c in (pod.get("status") or {}).get("conditions") or []
+                                  if c.get("type") == "PodScheduled" and c.get("status") == "False"
+                                  and c.get("reason") == "Unschedulable"), None)
+            if unschedulable:
+                since = first_seen.setdefault(f"{name}/unschedulable", now)
+                if now - since >= UNSCHEDULABLE_AFTER_S:
+                    return (f"pod {name} cannot be placed on this cluster's fixed nodes (no autoscaler): "
+                            f"{(unschedulable.get('message') or '')[:300]}")
         statuses = (pod.get("status") or {}).get("containerStatuses") or []
         statuses += (pod.get("status") or {}).get("initContainerStatuses") or []
         for status in statuses:
@@ -88,7 +102,7 @@ def hopeless(kubectl: Kubectl, namespace: str | None, first_seen: dict[str, floa
 
 
 def wait_ready(kubectl: Kubectl, *, namespace: str | None = None, objects: list[tuple[str, str, str | None]] | None = None,
-               timeout: float = 180) -> None:
+               timeout: float = 180, fixed_nodes: bool = False) -> None:
     """Wait until the given (kind, name, namespace) objects, or every workload of ``namespace``, are ready."""
 
     def targets() -> list[dict]:
@@ -120,7 +134,7 @@ def wait_ready(kubectl: Kubectl, *, namespace: str | None = None, objects: list[
 
     def give_up() -> str | None:
         for ns in sorted(namespaces, key=str):
-            reason = hopeless(kubectl, ns, seen)
+            reason = hopeless(kubectl, ns, seen, fixed_nodes=fixed_nodes)
             if reason:
                 return reason
         return None

@@ -107,7 +107,8 @@ class Cluster:
 
     def wait_ready(self, namespace: str | None = None, timeout: float = 180,
                    objects: list[tuple[str, str, str | None]] | None = None) -> None:
-        waiters.wait_ready(self.kubectl, namespace=namespace, objects=objects, timeout=timeout)
+        waiters.wait_ready(self.kubectl, namespace=namespace, objects=objects, timeout=timeout,
+                           fixed_nodes=self.provider in ("embedded", "kind"))
 
     def wait_for(self, predicate, timeout: float = 60, what: str = "condition"):
         return wait_for(predicate, timeout=timeout, what=what)

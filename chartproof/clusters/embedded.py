@@ -5,6 +5,7 @@ nodes and the pods on them. Nothing is downloaded: every binary comes from the t
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -103,49 +104,89 @@ class EmbeddedProvider(ClusterProvider):
             self.toolchain.path(tool)  # builds what is missing, with progress, before the clock starts
         name = name or new_cluster_name()
         record = ClusterRecord.create(name, self.name, owner=owner, keep=keep, shape=describe_shape(groups))
-        config = record.directory / "kwokctl.yaml"
         log = record.directory / "kwokctl.log"
         try:
             with Progress(f"cluster {name}", f"embedded control plane + {sum(g.count for g in groups)} simulated nodes",
                           every=10) as progress:
                 for attempt in range(1, START_ATTEMPTS + 1):
-                    progress.update(f"kwokctl create cluster (attempt {attempt})")
-                    config.write_text(self.kwokctl_config())
-                    proc = self._kwokctl(name, "-c", str(config), "create", "cluster", "--wait", "120s",
-                                         kubeconfig=Path(record.kubeconfig), log=log)
-                    if proc.returncode == 0:
-                        break
-                    lines = (proc.stdout + proc.stderr).strip().splitlines()
-                    if attempt == START_ATTEMPTS:
-                        raise ClusterError(f"kwokctl could not start cluster {name}: {lines[-1] if lines else proc.returncode}",
-                                           hint=f"log: {log}")
-                    self._kwokctl(name, "delete", "cluster", kubeconfig=Path(record.kubeconfig), log=log)
-                cluster = self.attach(record)
-                progress.update("waiting for the API server")
-                wait_for(lambda: _api_ready(cluster.kubectl), timeout=120, what="a ready API server", interval=0.2)
-                progress.update("storage classes and nodes")
-                _apply_with_retry(cluster.kubectl, STORAGE_CLASSES.read_text())
-                _apply_with_retry(cluster.kubectl, node_objects(groups, simulated=True))
-                progress.update("waiting for nodes Ready")
-                expected = sum(g.count for g in groups)
-                wait_for(lambda: _ready_nodes(cluster.kubectl) >= expected, timeout=120,
-                         what=f"{expected} Ready nodes", interval=0.2)
-                wait_for(lambda: cluster.kubectl.exists("serviceaccount", "default", "default"), timeout=60,
-                         what="the default ServiceAccount", interval=0.2)
-            return cluster
+                    try:
+                        return self._start(record, groups, progress, attempt, log)
+                    except (ClusterError, WaitTimeout) as exc:
+                        if attempt == START_ATTEMPTS:
+                            raise
+                        # A component that lost a race at start (a port taken between our pick and its bind, a
+                        # controller that exited under load) is not the chart's fault: keep its logs, start afresh.
+                        kept = self._keep_logs(name, suffix=f"attempt-{attempt}")
+                        with open(log, "a") as fh:
+                            fh.write(f"attempt {attempt} failed: {exc.message} (logs: {kept})\n")
+                        progress.update(f"attempt {attempt} failed ({exc.message[:80]}); starting again")
+                        self._kwokctl(name, "delete", "cluster", kubeconfig=Path(record.kubeconfig), log=log)
         except BaseException as exc:
             kept = self._keep_logs(name) if not isinstance(exc, KeyboardInterrupt) else None
             self.down(name)
             if kept and isinstance(exc, ClusterError | WaitTimeout):
                 raise ClusterError(f"cluster {name} did not start: {exc.message}", hint=f"component logs: {kept}") from None
             raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _keep_logs(self, name: str) -> Path | None:
+    def _start(self, record: ClusterRecord, groups, progress: Progress, attempt: int, log: Path) -> Cluster:
+        """One try at a working cluster: control plane up and serving, storage classes and nodes Ready."""
+        name = record.name
+        config = record.directory / "kwokctl.yaml"
+        progress.update(f"kwokctl create cluster (attempt {attempt})")
+        config.write_text(self.kwokctl_config())
+        proc = self._kwokctl(name, "-c", str(config), "create", "cluster", "--wait", "120s",
+                             kubeconfig=Path(record.kubeconfig), log=log)
+        if proc.returncode != 0:
+            lines = (proc.stdout + proc.stderr).strip().splitlines()
+            raise ClusterError(f"kwokctl could not start cluster {name}: {lines[-1] if lines else proc.returncode}",
+                               hint=f"log: {log}")
+        cluster = self.attach(record)
+        progress.update("waiting for the API server")
+        wait_for(lambda: _api_ready(cluster.kubectl), timeout=120, what="a ready API server", interval=0.2)
+        progress.update("storage classes and nodes")
+        _apply_with_retry(cluster.kubectl, STORAGE_CLASSES.read_text())
+        _apply_with_retry(cluster.kubectl, node_objects(groups, simulated=True))
+        progress.update("waiting for nodes Ready")
+        expected = sum(g.count for g in groups)
+        wait_for(lambda: _ready_nodes(cluster.kubectl) >= expected, timeout=90,
+                 what=f"{expected} Ready nodes", interval=0.2,
+                 give_up=lambda: self._dead_component(name), explain=lambda: self._log_tail(name, "kwok-controller"))
+        wait_for(lambda: cluster.kubectl.exists("serviceaccount", "default", "default"), timeout=60,
+                 what="the default ServiceAccount", interval=0.2)
+        return cluster
+
+    def _component_dir(self, name: str) -> Path:
+        return self.kwok_workdir() / "clusters" / name
+
+    def _dead_component(self, name: str) -> str | None:
+        """The name of a control-plane component whose process has exited (waiting cannot bring it back)."""
+        pids = self._component_dir(name) / "pids"
+        if not pids.is_dir():
+            return None
+        for pidfile in sorted(pids.glob("*.pid")):
+            try:
+                pid = int(pidfile.read_text().strip())
+            except (ValueError, OSError):
+                continue
+            if not _alive(pid):
+                return f"{pidfile.stem} exited ({self._log_tail(name, pidfile.stem)})"
+        return None
+
+    def _log_tail(self, name: str, component: str, lines: int = 3) -> str:
+        path = self._component_dir(name) / "logs" / f"{component}.log"
+        try:
+            tail = path.read_text(errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return f"no {component} log"
+        return f"last lines of {component}.log: " + " | ".join(_log_line(line)[:200] for line in tail)
+
+    def _keep_logs(self, name: str, suffix: str = "") -> Path | None:
         """Copy the control plane's logs somewhere that outlives the failed cluster."""
-        logs = self.kwok_workdir() / "clusters" / name / "logs"
+        logs = self._component_dir(name) / "logs"
         if not logs.is_dir():
             return None
-        dest = cache_dir() / "failed-clusters" / name
+        dest = cache_dir() / "failed-clusters" / (f"{name}-{suffix}" if suffix else name)
         shutil.copytree(logs, dest, dirs_exist_ok=True)
         record_dir = ClusterRecord.root() / name
         for extra in ("kwokctl.log", "kwokctl.yaml"):
@@ -170,6 +211,32 @@ class EmbeddedProvider(ClusterProvider):
         """Clusters kwokctl knows in our work directory (also ones whose record was lost)."""
         root = self.kwok_workdir() / "clusters"
         return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+
+
+def _log_line(line: str) -> str:
+    """kwok logs JSON: level, message and error are what a person needs from a line."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line.strip()
+    if not isinstance(entry, dict):
+        return line.strip()
+    return " ".join(str(entry[k]) for k in ("level", "msg", "err") if entry.get(k))
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for a parent that never reaps it (kwokctl detaches its children)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def _api_ready(kubectl: Kubectl) -> bool:
