@@ -1,5 +1,6 @@
 """Sessions: `tests` (the engine's own tests), `lint` (ruff, contract coverage, helm lint), `selfcheck` (the suite tested on variants and mutants), `conformance` (the main job:
-the suites against the charts, on the embedded cluster by default), `bench` (speed goals).
+the suites against the charts, on the embedded cluster by default), `certify` and `reproduce` (the field
+workflows of release and support engineers), `bench` (speed goals), `stability` (verdicts run to run).
 
 Extra pytest arguments go after `--`, e.g. `nox -s conformance -- --cluster existing --kube-context prod -k hyperpod`.
 """
@@ -63,6 +64,24 @@ def conformance(session: nox.Session) -> None:
     _install(session)
     _toolchain(session)
     session.run("pytest", "suites", *_workers(), *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def certify(session: nox.Session) -> None:
+    """Certify a chart build on a real GPU cluster: read-only preflight, then a smoke certification.
+    `nox -s certify -- --kube-context gpu-prod --chart adaptive=oci://REF@0.6.2 [--read-only]`."""
+    _install(session)
+    _toolchain(session)
+    session.run("chartproof", "certify", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def reproduce(session: nox.Session) -> None:
+    """A customer's values on their node shape, with a report and a bundle to share.
+    `nox -s reproduce -- their-values.yaml --chart adaptive[=./their-build.tgz] [--nodes ml.p5.48xlarge=2,cpu=1]`."""
+    _install(session)
+    _toolchain(session)
+    session.run("chartproof", "reproduce", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -1,4 +1,6 @@
-"""``chartproof``: the toolchain and cluster commands (the test suites run through pytest / nox).
+"""``chartproof``: the toolchain and cluster commands, and the field workflows ``certify`` (a chart build
+on a real GPU cluster) and ``reproduce`` (a customer's values on their node shape). The suites themselves
+run through pytest / nox.
 
 Every user error ends with one line on stderr and its own exit code (chartproof.errors); Ctrl-C
 removes what was being created and exits 130.
@@ -11,7 +13,7 @@ import json
 import sys
 import time
 
-from chartproof import __version__
+from chartproof import __version__, certify, reproduce
 from chartproof.clusters import PROVIDERS, ClusterRecord, provider_for
 from chartproof.errors import INTERRUPTED_EXIT_CODE, ChartproofError, ClusterError, UsageError
 from chartproof.toolchain import Toolchain
@@ -51,14 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
     cls.add_parser("list", help="clusters Chartproof created, and which of them leaked")
     kc = cls.add_parser("kubeconfig", help="print the kubeconfig path of a cluster")
     kc.add_argument("name")
+    certify.add_parser(sub)
+    reproduce.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        argv = list(sys.argv[1:] if argv is None else argv)
+        # certify / reproduce: what follows `--` goes to pytest as it is
+        own, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+        args = build_parser().parse_args(own)
+        args.pytest_args = extra
         if args.command == "toolchain":
             return toolchain_command(args)
+        if args.command == "certify":
+            return certify.main(args, argv[1:])
+        if args.command == "reproduce":
+            return reproduce.main(args, argv[1:])
         return cluster_command(args)
     except ChartproofError as err:
         print(err.one_line(), file=sys.stderr)

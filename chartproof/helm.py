@@ -67,6 +67,22 @@ def set_args(values: dict[str, Any] | None) -> list[str]:
     return args
 
 
+def merge_values(defaults: Any, user: Any) -> Any:
+    """Chart defaults with user values on top, as helm coalesces them: maps merge key by key, the user's
+    value wins everywhere else (lists and scalars replace), and a user ``null`` deletes the key."""
+    if not (isinstance(defaults, dict) and isinstance(user, dict)):
+        return user
+    merged = dict(defaults)
+    for key, value in user.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_values(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_values_file(path: Path) -> dict:
     """Parse a values file so bad input fails with one clear line before helm sees it."""
     try:

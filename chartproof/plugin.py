@@ -7,6 +7,7 @@ cluster and everything the run created at the end, on failures and on Ctrl-C as 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from chartproof import diagnostics, verdicts
-from chartproof.errors import ChartproofError, ProviderUnavailableError, RenderError
+from chartproof.errors import ChartproofError, ProviderUnavailableError, RenderError, UsageError
 from chartproof.helm import Helm, load_values_file
 from chartproof.kube import MANAGED_BY
 from chartproof.manifest import Manifest
@@ -52,7 +53,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a customer's values file for a chart; suites/customer installs each one (repeatable)")
     group.addoption("--tool", action="append", default=[], metavar="TOOL=PATH",
                     help="use this binary instead of the pinned one (also CHARTPROOF_<TOOL>=PATH)")
+    group.addoption("--allow-kube-system", action="store_true", dest="chartproof_allow_kube_system",
+                    help="on a real cluster, let tests install into kube-system (the HyperPod chart's home)")
     group.addoption("--report-dir", default=None, help="where run reports go (default: reports/)")
+    group.addoption("--run-id", default=None, dest="chartproof_run_id",
+                    help="the name of this run's folder under --report-dir (default: date, time and a random suffix)")
+    group.addoption("--field-report", default=None, metavar="FILE", dest="chartproof_field_report",
+                    help="JSON from chartproof certify/reproduce (command, preflight rows), merged into the report")
     group.addoption("--contract", action="append", default=[], metavar="ID[,ID...]", dest="chartproof_contracts",
                     help="run only the tests that prove these contract behaviours (e.g. ADP-POOL-02)")
     group.addoption("--contract-coverage", action="store_true", dest="chartproof_contract_coverage",
@@ -72,6 +79,12 @@ def _options(config: pytest.Config) -> RunOptions:
         customer_values=RunOptions.parse_list(config.getoption("customer_values"), "--values"),
         report_dir=report_dir,
     )
+
+
+def _run_id(text: str | None) -> str | None:
+    if text is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}", text):
+        raise UsageError(f"bad --run-id '{text}': letters, digits, '.', '_' and '-' only")
+    return text
 
 
 def _fail_fast(err: ChartproofError) -> None:
@@ -96,7 +109,7 @@ def pytest_configure(config: pytest.Config) -> None:
             run = Run(options, run_id=workerinput["chartproof_run_id"], run_dir=Path(workerinput["chartproof_run_dir"]),
                       controller_pid=workerinput["chartproof_controller_pid"], is_controller=False)
         else:
-            run = Run(options)
+            run = Run(options, run_id=_run_id(config.getoption("chartproof_run_id")))
     except ChartproofError as err:
         config.stash[_CONFIG_ERROR_KEY] = err  # reported by pytest_sessionstart: pytest.exit here is an INTERNALERROR
         return
@@ -105,6 +118,13 @@ def pytest_configure(config: pytest.Config) -> None:
         if not config.option.xmlpath:  # pytest's own JUnit, beside the other reports
             config.option.xmlpath = str(run.report_dir / "junit.xml")
         config.stash[_REPORT_KEY] = ReportWriter(run.report_dir, redactor=run.redactor)
+        field_report = config.getoption("chartproof_field_report")
+        if field_report:
+            try:
+                config.stash[_REPORT_KEY].field = json.loads(Path(field_report).read_text())
+            except (OSError, ValueError) as exc:
+                config.stash[_CONFIG_ERROR_KEY] = UsageError(f"cannot read --field-report {field_report}: {exc}")
+                return
         global _report_writer
         _report_writer = config.stash[_REPORT_KEY]
         _install_signal_handlers()
@@ -189,6 +209,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "needs a real cluster")
         if run.options.cluster in ("embedded", "kind"):
             pytest.skip(f"needs a real GPU cluster ({run.options.cluster} is simulated): {reason}")
+        if run.cluster().simulated:  # an existing cluster whose nodes are all kwok's
+            pytest.skip(f"needs a real GPU cluster (the nodes of {run.cluster().name} are simulated): {reason}")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -247,7 +269,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         notes = run.finish()
     except ChartproofError as err:
         notes.append(err.one_line())
-    if writer is not None and (writer.results or cluster_info):
+    if writer is not None and (writer.results or cluster_info or writer.field):
         path = writer.write(run_id=run.run_id, options=vars(run.options), charts=charts, cluster=cluster_info, notes=notes)
         session.config._chartproof_report = path  # type: ignore[attr-defined]
     for note in notes:
@@ -365,6 +387,9 @@ def install_chart(request: pytest.FixtureRequest, cluster, chartproof_run: Run, 
                 namespace: str | None = None, wait: bool = True, timeout: float = 300,
                 args: tuple[str, ...] = ()) -> Release:
         ns = namespace or request.getfixturevalue("namespace")
+        if ns == "kube-system" and cluster.provider == "existing" and not request.config.getoption("chartproof_allow_kube_system"):
+            pytest.skip("installs into kube-system, which on a cluster Chartproof did not create needs --allow-kube-system "
+                        "(Chartproof otherwise changes only the namespaces it creates and labels)")
         name = release or Path(str(chart)).name.replace("hyperpod", "dependencies")
         chartproof_run.note("installing", release=name, namespace=ns)
         result = helm.install(chart, name, ns, values, set, timeout=timeout, args=args)

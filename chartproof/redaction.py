@@ -2,11 +2,13 @@
 
 What is a secret: every values file or dict a run hands to helm (and every ``--values`` file, up front) is
 scanned. A string is a secret when its own key says so (password, token, secret, cookie, dbUrl,
-accessKey, ...), or when it sits under a ``secrets``, ``auth`` or ``credentials`` subtree and its key is
+accessKey, ...), or when it sits under a ``secrets`` or ``credentials`` subtree and its key is
 not one of the public ones there (``name``, ``key``, ``issuer_url``, ``client_id``, ``scopes``, ``username``,
 ...). A key such as ``externalSecret`` or ``existingSecret`` marks nothing beneath it (its leaves are
 references, not secrets; only its ``remoteRef.key`` store paths are masked, whole); nor do keys naming a
 reference (``secretName``, ``tokenFile``, ``...Ref``).
+That decision is made in one place, ``secret_leaves``: the Redactor learns its leaves and
+``chartproof.values_check`` replaces the same leaves by same-shape placeholders.
 
 How it is recognised, by parts:
 
@@ -31,6 +33,7 @@ import base64
 import json
 import re
 import threading
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -48,7 +51,7 @@ PUBLIC_KEY = re.compile(r"^(name|key|id|username|user|issuer_?url|issuer|client_
 # Keys whose value names or points at a secret instead of holding it.
 REFERENCE_KEY = re.compile(r"(name|names|ref|keyref|file|path|dir|mount|enabled|store)$|^(existing|external|use|create)",
                            re.I)
-SENSITIVE_SUBTREE = re.compile(r"^(secrets|auth|credentials)$", re.I)
+SENSITIVE_SUBTREE = re.compile(r"^(secrets|credentials)$", re.I)
 REFERENCE_SUBTREE = re.compile(r"^(external|existing)|ref$", re.I)
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -58,6 +61,8 @@ postgresql redis admin administrator user username example default google azure 
 bucket model registry shared directory http https localhost adaptive monitoring hyperpod your name key
 keys adress address local test dummy placeholder host port value values mysql mongodb amazon aws sign
 private public issuer scope profile email string required missing invalid expected found chart release
+customer customers configuration suites suite promise promises install reproduce certify bundle report
+harmony prometheus tensorboard control plane pool pools database production staging cluster
 """.split())
 
 
@@ -90,6 +95,60 @@ def _url_password(value: str) -> str | None:
     except ValueError:
         return None
     return unquote(password) if password else None
+
+
+def secret_leaves(values: Any, *, sensitive: bool = False,
+                  reference: bool = False) -> Iterator[tuple[list, Any, bool]]:
+    """The secret leaves of a values tree, as ``(path, value, fragments_allowed)``; ``path`` lists the keys
+    and list indices from the top. The one place that decides what a secret is: the Redactor learns these
+    and ``values_check.placeholder_values`` replaces them. ``fragments_allowed`` is False for a pointer
+    (an ``externalSecret`` ``remoteRef.key`` store path), which is masked only whole."""
+    yield from _secret_leaves(values, [], sensitive, reference)
+
+
+def _secret_leaves(values: Any, path: list, sensitive: bool, reference: bool) -> Iterator[tuple[list, Any, bool]]:
+    if reference:
+        yield from _reference_leaves(values, path)
+        return
+    if isinstance(values, dict):
+        for key, child in values.items():
+            name = str(key)
+            here = [*path, key]
+            if isinstance(child, (dict, list)):
+                # A public key's list (an OIDC provider's scopes) holds no secret, even in a secret subtree.
+                inherited = sensitive and not (isinstance(child, list) and PUBLIC_KEY.match(name))
+                yield from _secret_leaves(child, here, inherited or bool(SENSITIVE_SUBTREE.match(name)),
+                                          bool(REFERENCE_SUBTREE.search(name)))
+            elif isinstance(child, bool) or child is None:
+                continue
+            elif REFERENCE_KEY.search(name):
+                continue
+            elif SENSITIVE_KEY.search(name):
+                yield here, child, True
+            elif sensitive and not PUBLIC_KEY.match(name):
+                # In a secret subtree a URL without a password is an endpoint, not a secret.
+                if not (isinstance(child, str) and _URL.match(child) and not _url_password(child)):
+                    yield here, child, True
+    elif isinstance(values, list):
+        for index, child in enumerate(values):
+            if isinstance(child, (dict, list)):
+                yield from _secret_leaves(child, [*path, index], sensitive, False)
+            elif sensitive and isinstance(child, (str, int, float)) and not isinstance(child, bool):
+                yield [*path, index], child, True
+
+
+def _reference_leaves(values: Any, path: list) -> Iterator[tuple[list, Any, bool]]:
+    """Under ``externalSecret`` and the like nothing is secret material, but the ``remoteRef.key`` paths
+    say where the secrets live in the customer's store: masked whole, never by fragments."""
+    if isinstance(values, dict):
+        for key, child in values.items():
+            if isinstance(child, (dict, list)):
+                yield from _reference_leaves(child, [*path, key])
+            elif str(key) == "key" and isinstance(child, str) and "/" in child:
+                yield [*path, key], child, False
+    elif isinstance(values, list):
+        for index, child in enumerate(values):
+            yield from _reference_leaves(child, [*path, index])
 
 
 class Redactor:
@@ -151,44 +210,8 @@ class Redactor:
 
     def add_values(self, values: Any, sensitive: bool = False, _reference: bool = False) -> None:
         """Remember the secrets of a values tree (see the module docstring for which strings they are)."""
-        if _reference:
-            self._add_reference_paths(values)
-            return
-        if isinstance(values, dict):
-            for key, child in values.items():
-                key = str(key)
-                if isinstance(child, (dict, list)):
-                    self.add_values(child, sensitive or bool(SENSITIVE_SUBTREE.match(key)),
-                                    bool(REFERENCE_SUBTREE.search(key)))
-                elif isinstance(child, bool) or child is None:
-                    continue
-                elif REFERENCE_KEY.search(key):
-                    continue
-                elif SENSITIVE_KEY.search(key):
-                    self.add(child)
-                elif sensitive and not PUBLIC_KEY.match(key):
-                    # In a secret subtree a URL without a password is an endpoint, not a secret.
-                    if not (isinstance(child, str) and _URL.match(child) and not _url_password(child)):
-                        self.add(child)
-        elif isinstance(values, list):
-            for child in values:
-                if isinstance(child, (dict, list)):
-                    self.add_values(child, sensitive)
-                elif sensitive and isinstance(child, (str, int, float)) and not isinstance(child, bool):
-                    self.add(child)
-
-    def _add_reference_paths(self, values: Any) -> None:
-        """Under ``externalSecret`` and the like nothing is secret material, but the ``remoteRef.key`` paths
-        say where the secrets live in the customer's store: masked whole, never by fragments."""
-        if isinstance(values, dict):
-            for key, child in values.items():
-                if isinstance(child, (dict, list)):
-                    self._add_reference_paths(child)
-                elif str(key) == "key" and isinstance(child, str) and "/" in child:
-                    self.add(child, fragments=False)
-        elif isinstance(values, list):
-            for child in values:
-                self._add_reference_paths(child)
+        for _path, value, fragments in secret_leaves(values, sensitive=sensitive, reference=_reference):
+            self.add(value, fragments=fragments)
 
     # -- redacting ------------------------------------------------------------------------------------
     def spans(self, text: str) -> list[tuple[int, int]]:

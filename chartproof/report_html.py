@@ -235,6 +235,31 @@ def render_html(summary: dict, *, redactor: Redactor = REDACTOR) -> str:
             w("</table>")
     w("</div></section>")
 
+    # -- certify / reproduce: the command and its preflight ------------------------------------------
+    field = summary.get("field")
+    if field:
+        w(f"<section class='card' id='field'><h2>{e(str(field.get('kind', 'field')).capitalize())}</h2>"
+          f"<p class='mono'>{e(field.get('command', ''))}</p>"
+          + (f"<p>Rerun: <code>{e(field['rerun'])}</code></p>" if field.get("rerun") else ""))
+        findings = field.get("findings") or []
+        if findings:
+            w("<ul id='findings'>" + "".join(
+                f"<li><span class='badge {'failed' if f.get('level') == 'error' else 'skipped'}'>{e(f.get('level'))}</span> "
+                f"{e(f.get('message'))}" + (f" <small>line {e(f['line'])}</small>" if f.get("line") else "") + "</li>"
+                for f in findings) + "</ul>")
+        rows = field.get("preflight") or []
+        if rows:
+            w("<table class='tests' id='preflight'><tr><th>status</th><th>check</th><th>chart</th><th>evidence</th></tr>")
+            badge = {"pass": "passed", "fail": "failed", "warn": "error", "skip": "skipped"}
+            for row in rows:
+                details = "".join(f"<div class='mono'>{e(d)}</div>" for d in row.get("details") or [])
+                w(f"<tr data-check='{e(row.get('name'))}' data-status='{e(row.get('status'))}'>"
+                  f"<td><span class='badge {badge.get(row.get('status'), 'skipped')}'>{e(row.get('status'))}</span></td>"
+                  f"<td>{e(row.get('name'))}</td><td>{e(row.get('chart', ''))}</td>"
+                  f"<td>{e(row.get('evidence', ''))}{details}</td></tr>")
+            w("</table>")
+        w("</section>")
+
     # -- what needs attention, first -------------------------------------------------------------------
     attention = [cid for cid in promise if promise.get(cid) in PROBLEMS or extension.get(cid) in PROBLEMS]
     if attention or problem_tests:

@@ -9,6 +9,10 @@
 - ``junit.xml``: pytest's own (``--junitxml``, defaulted into this directory by the plugin);
 - ``diagnostics/<test>/<namespace>/``: what failed cluster tests left (events, describe, logs, helm status).
 
+A run started by ``chartproof certify`` or ``chartproof reproduce`` also carries their ``field`` section:
+the command, its preflight rows (check, status pass/fail/warn/skip, evidence) and, for reproduce, the
+bundle that reruns it.
+
 Everything written goes through the run's redactor, on top of the reports being redacted at the source.
 """
 
@@ -32,6 +36,7 @@ class ReportWriter:
         self.redactor = redactor
         self.results: list[dict] = []
         self.started = time.time()
+        self.field: dict | None = None  # certify / reproduce: {"command", "preflight": [rows], "bundle", ...}
 
     def add(self, report) -> None:
         """A pytest TestReport: keep the call phase, and setup/teardown when they failed or skipped."""
@@ -63,7 +68,8 @@ class ReportWriter:
         payload = {"contracts": contract_verdicts, "run": run_id,
                    "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
                    "seconds": round(time.time() - self.started, 1), "options": options, "charts": charts,
-                   "cluster": cluster, "counts": counts, "notes": notes, "results": self.results}
+                   "cluster": cluster, "counts": counts, "notes": notes, "results": self.results,
+                   "field": self.field}
         summary = self.summary(payload)
         self._write("results.json", self._json(payload))
         self._write("summary.json", self._json(summary))
@@ -111,6 +117,7 @@ class ReportWriter:
                 "contracts": {cid: v["promise"] for cid, v in verdict.items()},
                 "extensions": {cid: v["extension"] for cid, v in verdict.items()},
                 "notes": p.get("notes") or [],
+                **({"field": p["field"]} if p.get("field") else {}),
                 "files": {"junit": "junit.xml", "results": "results.json", "markdown": "report.md", "html": "report.html"}}
 
     def tests(self) -> list[dict]:
@@ -172,6 +179,9 @@ class ReportWriter:
                  "", "## Charts under test", "", "| name | reference | chart | version |", "|---|---|---|---|"]
         for c in p["charts"]:
             lines.append(f"| {c.get('name')} | {c.get('reference')} | {c.get('chart', '')} | {c.get('version', c.get('error', ''))} |")
+        field = p.get("field")
+        if field:
+            lines += field_markdown(field)
         cluster = p.get("cluster")
         lines += ["", "## Cluster", ""]
         if not cluster:
@@ -207,6 +217,23 @@ class ReportWriter:
         if p["notes"]:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in p["notes"]]
         return "\n".join(lines) + "\n"
+
+
+def field_markdown(field: dict) -> list[str]:
+    """The certify / reproduce section: the command, how to rerun it, and the preflight table."""
+    lines = ["", f"## {field.get('kind', 'field').capitalize()}", "", f"Command: `{field.get('command', '')}`"]
+    if field.get("rerun"):
+        lines.append(f"Rerun: `{field['rerun']}`")
+    for finding in field.get("findings") or []:
+        lines.append(f"- {finding.get('level')}: {finding.get('message')}"
+                     + (f" (line {finding['line']})" if finding.get("line") else ""))
+    rows = field.get("preflight") or []
+    if rows:
+        lines += ["", "### Preflight", "", "| status | check | chart | evidence |", "|---|---|---|---|"]
+        for row in rows:
+            evidence = str(row.get("evidence", "")).replace("|", "/")
+            lines.append(f"| {row.get('status')} | {row.get('name')} | {row.get('chart', '')} | {evidence[:400]} |")
+    return lines
 
 
 def gpu_inventory(nodes: list[dict]) -> list[dict]:

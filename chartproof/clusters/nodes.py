@@ -27,19 +27,43 @@ class NodeProfile:
     hyperpod: bool = False
     states: dict[str, dict] = field(default_factory=dict)
 
+    def _state(self, state: str | None) -> dict:
+        if not state:
+            return {}
+        if state not in self.states:
+            known = ", ".join(sorted(self.states)) or "none"
+            raise UsageError(f"node profile {self.name} has no state '{state}' (its states: {known})")
+        return self.states[state] or {}
+
     def resolved(self, state: str | None) -> tuple[dict[str, str], list[dict]]:
         labels = dict(self.labels)
         if self.hyperpod:
             labels.setdefault(HEALTH_LABEL, "Schedulable")
             labels.setdefault(DHC_LABEL, "Passed")
         taints = [dict(t) for t in self.taints]
-        if state:
-            if state not in self.states:
-                known = ", ".join(sorted(self.states)) or "none"
-                raise UsageError(f"node profile {self.name} has no state '{state}' (its states: {known})")
-            labels.update({k: str(v) for k, v in (self.states[state].get("labels") or {}).items()})
-            taints += [dict(t) for t in self.states[state].get("taints") or []]
+        variant = self._state(state)
+        labels.update({k: str(v) for k, v in (variant.get("labels") or {}).items()})
+        taints += [dict(t) for t in variant.get("taints") or []]
         return labels, taints
+
+    def resources(self, state: str | None) -> tuple[dict[str, str], dict[str, str]]:
+        """``(capacity, allocatable)`` in a state: allocatable equals capacity unless the state says otherwise
+        (a state's ``capacity:`` overrides both, its ``allocatable:`` only allocatable)."""
+        variant = self._state(state)
+        capacity = {**self.capacity, **{k: str(v) for k, v in (variant.get("capacity") or {}).items()}}
+        allocatable = {**capacity, **{k: str(v) for k, v in (variant.get("allocatable") or {}).items()}}
+        return capacity, allocatable
+
+
+STATE_KEYS = ("labels", "taints", "capacity", "allocatable")
+
+
+def _states(path: Path, raw) -> dict[str, dict]:
+    states = dict(raw or {})
+    for name, variant in states.items():
+        if not isinstance(variant, dict) or set(variant) - set(STATE_KEYS):
+            raise UsageError(f"node profile {path.name}: state '{name}' may only set {', '.join(STATE_KEYS)}")
+    return states
 
 
 def load_profiles(directory: Path = PROFILE_DIR) -> dict[str, NodeProfile]:
@@ -54,7 +78,7 @@ def load_profiles(directory: Path = PROFILE_DIR) -> dict[str, NodeProfile]:
             capacity={k: str(v) for k, v in (data.get("capacity") or {}).items()},
             taints=list(data.get("taints") or []),
             hyperpod=bool(data.get("hyperpod")),
-            states=dict(data.get("states") or {}),
+            states=_states(path, data.get("states")),
         )
     return profiles
 
@@ -110,6 +134,7 @@ def node_objects(groups: list[NodeGroup], *, simulated: bool = True) -> list[dic
     nodes = []
     for group in groups:
         labels, taints = group.profile.resolved(group.state)
+        capacity, allocatable = group.profile.resources(group.state)
         base = dns_label(group.profile.name + (f"-{group.state}" if group.state else ""))
         for index in range(group.count):
             name = f"{base}-{index}"
@@ -129,7 +154,7 @@ def node_objects(groups: list[NodeGroup], *, simulated: bool = True) -> list[dic
                     "annotations": {"chartproof.dev/profile": group.label},
                 },
                 "spec": {"taints": taints} if taints else {},
-                "status": {"capacity": dict(group.profile.capacity), "allocatable": dict(group.profile.capacity)},
+                "status": {"capacity": dict(capacity), "allocatable": dict(allocatable)},
             }
             if simulated:
                 node["metadata"]["annotations"][SIMULATED_ANNOTATION] = "fake"
