@@ -157,10 +157,16 @@ def render_html(summary: dict, *, redactor: Redactor = REDACTOR) -> str:
     errors = sum(1 for t in tests if t["outcome"] == "error")
     if errors:
         parts.append(f"{errors} suite error{'s' if errors != 1 else ''}")
+    preflight = (summary.get("field") or {}).get("preflight") or []
+    failed_checks = sum(1 for row in preflight if row.get("status") == "fail")
+    if failed_checks:
+        parts.insert(0, f"{failed_checks} preflight check{'s' if failed_checks != 1 else ''} failed")
     if not parts and problem_tests:
         parts.append(f"{len(problem_tests)} test{'s' if len(problem_tests) != 1 else ''} failed")
     if parts:
         headline = " · ".join(parts)
+    elif preflight and not tests:
+        headline = f"Preflight passed: {sum(1 for row in preflight if row.get('status') == 'pass')} checks, none failed"
     else:
         kept = sum(1 for s in promise.values() if s == "passed")
         headline = f"All {kept} tested promise{'s' if kept != 1 else ''} kept"
@@ -252,7 +258,10 @@ def render_html(summary: dict, *, redactor: Redactor = REDACTOR) -> str:
             w("<table class='tests' id='preflight'><tr><th>status</th><th>check</th><th>chart</th><th>evidence</th></tr>")
             badge = {"pass": "passed", "fail": "failed", "warn": "error", "skip": "skipped"}
             for row in rows:
-                details = "".join(f"<div class='mono'>{e(d)}</div>" for d in row.get("details") or [])
+                lines = "".join(f"<div class='mono'>{e(d)}</div>" for d in row.get("details") or [])
+                # What passed needs no reading; what did not is shown open.
+                details = (f"<details><summary>{len(row['details'])} lines</summary>{lines}</details>"
+                           if lines and row.get("status") == "pass" else lines)
                 w(f"<tr data-check='{e(row.get('name'))}' data-status='{e(row.get('status'))}'>"
                   f"<td><span class='badge {badge.get(row.get('status'), 'skipped')}'>{e(row.get('status'))}</span></td>"
                   f"<td>{e(row.get('name'))}</td><td>{e(row.get('chart', ''))}</td>"

@@ -17,7 +17,8 @@ from chartproof.kube import wait_for
 from chartproof.run import RUN_LABEL
 from tests.conftest import run_cli
 
-SHAPE = "ml.p5.48xlarge=2,ml.trn1.32xlarge=1,cpu=1"
+SHAPE = "ml.p5.48xlarge=2,ml.p5.48xlarge:mislabelled=1,ml.trn1.32xlarge=1,cpu=1"
+MISLABELLED = "ml-p5-48xlarge-mislabelled-0"  # says p5 (8 GPUs), has 4
 UNHEALTHY = {"ml-p5-48xlarge-1": ("Unschedulable", "InProgress", True),
              "ml-trn1-32xlarge-0": ("UnschedulablePendingReplacement", "Failed", True)}
 
@@ -41,7 +42,7 @@ def hyperpod_cluster():
         cluster.apply([device_plugin("nvidia-device-plugin", "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"),
                        device_plugin("neuron-device-plugin", "public.ecr.aws/neuron/neuron-device-plugin:2.22.4.0")])
         wait_for(lambda: sum(1 for p in cluster.kubectl.items("pods", namespace="device-plugins")
-                             if (p.get("status") or {}).get("phase") == "Running") >= 8,
+                             if (p.get("status") or {}).get("phase") == "Running") >= 10,
                  timeout=120, what="device plugin stand-ins Running on every node")
         yield cluster
     finally:
@@ -78,14 +79,22 @@ def state(cluster) -> dict:
 
 def test_read_only_preflight_on_a_healthy_hyperpod_cluster_passes_and_changes_nothing(hyperpod_cluster, tmp_path):
     before = state(hyperpod_cluster)
-    proc, summary = certify(hyperpod_cluster, tmp_path, "--read-only", "--chart", "hyperpod=charts/hyperpod",
-                            "--chart", "adaptive=charts/adaptive")
+    proc, summary = certify(hyperpod_cluster, tmp_path, "--read-only", "--chart", "hyperpod=charts/hyperpod")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     found = rows(summary)
     failing = {k: r["evidence"] for k, r in found.items() if r["status"] == "fail"}
     assert not failing, f"a healthy cluster failed preflight checks: {failing}"
-    for check in ("hyperpod node health", "gpu device plugin", "rbac", "kubernetes version/adaptive", "gpu demand/adaptive"):
+    for check in ("hyperpod node health", "gpu device plugin", "rbac", "kubernetes version/hyperpod"):
         assert found[check]["status"] == "pass", f"{check}: expected pass, found {found[check]}"
+    mismatch = found["gpu allocatable"]
+    assert mismatch["status"] == "warn" and MISLABELLED in mismatch["evidence"], \
+        f"a GPU node whose GPUs differ from its instance type's must be a named warning: {mismatch}"
+    assert "ml-p5-48xlarge-0" not in mismatch["evidence"], mismatch
+    # The same cluster for the Adaptive chart: 8 GPUs per replica do not divide the mislabelled node's 4.
+    proc, summary = certify(hyperpod_cluster, tmp_path / "adaptive", "--read-only", "--chart", "adaptive=charts/adaptive")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    failing = [r for r in summary["field"]["preflight"] if r["status"] == "fail"]
+    assert [r["name"] for r in failing] == ["gpus per replica"] and MISLABELLED in failing[0]["evidence"], failing
     assert state(hyperpod_cluster) == before, "a read-only certify changed the cluster"
     assert summary["tests"] == [], "a read-only certify ran tests"
 
@@ -117,8 +126,11 @@ def test_two_unhealthy_nodes_fail_the_preflight_naming_both_and_only_them(hyperp
 
 def test_smoke_certification_installs_tests_and_removes_only_what_it_created(hyperpod_cluster, tmp_path):
     before = state(hyperpod_cluster)
-    proc, summary = certify(hyperpod_cluster, tmp_path, "--chart", "adaptive=charts/adaptive", "--chart",
-                            "hyperpod=charts/hyperpod", "--", "-k",
+    # The release to certify keeps harmony off the mislabelled 4-GPU node, so the preflight passes.
+    values = tmp_path / "prod.yaml"
+    values.write_text("harmony:\n  nodeSelector:\n    kubernetes.io/hostname: ml-p5-48xlarge-0\n")
+    proc, summary = certify(hyperpod_cluster, tmp_path, "--chart", "adaptive=charts/adaptive", "--values",
+                            f"adaptive={values}", "--chart", "hyperpod=charts/hyperpod", "--", "-k",
                             "test_install_two_fixed_pools or test_each_gpu_instance_type or test_hyp_aff_04")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     outcomes = {t["nodeid"].split("::")[-1]: (t["outcome"], t.get("message", "")) for t in summary["tests"]}

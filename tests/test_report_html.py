@@ -306,3 +306,21 @@ def test_the_page_in_headless_chromium(run_dir, browser):
     assert {a["data-total"] for a in dom.find(data_total=True)} == {"passed", "failed", "error", "skipped"}
     # a screenshot is kept under the report dir
     assert browser["shot"].is_file() and browser["shot"].stat().st_size > 20_000, browser["shot_proc"].stderr[-1500:]
+
+
+def test_a_field_run_shows_its_preflight_and_a_failed_check_leads_the_headline():
+    from chartproof.report_html import render_html
+
+    rows = [{"name": "hyperpod node health", "status": "fail", "chart": "hyperpod",
+             "evidence": "1 of 3 HyperPod nodes not ready for work: ml-p5-48xlarge-1 (deep-health-check-status=InProgress)",
+             "details": ["ml-p5-48xlarge-1 (deep-health-check-status=InProgress)"]},
+            {"name": "rbac", "status": "pass", "evidence": "all 21 needed permissions allowed", "details": ["a", "b"]}]
+    summary = {"run": "r", "tests": [], "totals": {}, "contracts": {}, "extensions": {},
+               "field": {"kind": "certify", "command": "chartproof certify --read-only", "preflight": rows}}
+    page = render_html(summary)
+    headline = page.split("<h1 id='headline'>", 1)[1].split("</h1>", 1)[0]
+    assert headline == "1 preflight check failed", headline
+    assert "data-check='hyperpod node health' data-status='fail'" in page and "ml-p5-48xlarge-1" in page
+    assert "<details><summary>2 lines</summary>" in page, "a passing check's details should be folded"
+    rows[0]["status"] = "pass"
+    assert "Preflight passed: 2 checks, none failed" in render_html(summary)
