@@ -32,6 +32,7 @@ from chartproof.clusters.nodes import load_profiles, parse_shape
 from chartproof.errors import BadValuesError, ChartNotFoundError, UsageError
 from chartproof.field import FieldRun, interrupted, print_checks
 from chartproof.helm import Helm, merge_values, set_args
+from chartproof.preflight import gpu_workloads
 from chartproof.redaction import REDACTOR
 from chartproof.toolchain import Toolchain
 
@@ -54,21 +55,6 @@ def add_parser(sub) -> None:
 
 
 # -- the node shape the values imply -------------------------------------------------------------------
-def gpu_workloads(chart: str, values: dict) -> list[dict]:
-    """Adaptive's GPU workloads at their minimum: harmony and each pool (a pool inherits harmony's keys)."""
-    if chart != "adaptive":
-        return []
-    harmony = values.get("harmony") or {}
-    out = [{"name": "harmony", "replicas": int(harmony.get("replicaCount", 1) or 0),
-            "gpus": int(harmony.get("gpusPerReplica", 0) or 0), "nodeSelector": harmony.get("nodeSelector") or {}}]
-    for pool in harmony.get("computePool") or []:
-        if isinstance(pool, dict):
-            out.append({"name": str(pool.get("name", "?")), "replicas": int(pool.get("minReplicaCount", 1) or 0),
-                        "gpus": int(pool.get("gpusPerReplica", harmony.get("gpusPerReplica", 0)) or 0),
-                        "nodeSelector": pool.get("nodeSelector") or harmony.get("nodeSelector") or {}})
-    return [w for w in out if w["gpus"] > 0 and w["replicas"] > 0]
-
-
 def implied_shape(chart: str, values: dict) -> str:
     """GPU nodes of the instance type the node selectors name, else the smallest GPU profile whose GPU
     count the GPUs per replica divide; as many as the workloads need at their minimum; plus CPU nodes."""
@@ -76,15 +62,16 @@ def implied_shape(chart: str, values: dict) -> str:
         return "ml.p5.48xlarge=1,ml.trn1.32xlarge=1,cpu=1"
     profiles = load_profiles()
     gpu_profiles = sorted((int(p.capacity.get(GPU, 0)), p.name) for p in profiles.values() if int(p.capacity.get(GPU, 0)))
-    counts: dict[str, int] = {}
-    for work in gpu_workloads(chart, values):
-        wanted = work["nodeSelector"].get(INSTANCE_TYPE)
+    demand: dict[str, int] = {}  # profile -> GPUs wanted at the workloads' minimum
+    for work in gpu_workloads(values) if chart == "adaptive" else []:
+        wanted = (work.pod.get("nodeSelector") or {}).get(INSTANCE_TYPE)
         name = wanted if wanted in profiles else next(
-            (n for gpus, n in gpu_profiles if gpus >= work["gpus"] and gpus % work["gpus"] == 0), None)
-        if name is None:
+            (n for gpus, n in gpu_profiles if gpus >= work.gpus and gpus % work.gpus == 0), None)
+        if name is None or not work.min_replicas:
             continue  # nothing fits: the preflight says so
-        per_node = max(1, int(profiles[name].capacity.get(GPU, 0)) // work["gpus"])
-        counts[name] = counts.get(name, 0) + math.ceil(work["replicas"] / per_node)
+        demand[name] = demand.get(name, 0) + work.min_replicas * work.gpus
+    # The GPUs per replica divide each chosen node's GPUs, so replicas of one type pack without waste.
+    counts = {name: math.ceil(gpus / int(profiles[name].capacity.get(GPU, 1))) for name, gpus in demand.items()}
     counts["cpu"] = 2 if chart == "monitoring" else 1
     return ",".join(f"{name}={count}" for name, count in counts.items())
 

@@ -74,3 +74,21 @@ def test_reproduce_reports_typo_and_unfit_pool_leaks_nothing_and_its_bundle_reru
     second = run_cli("reproduce", "--bundle", str(moved / "bundle"), "--report-dir", str(tmp_path / "rerun"), timeout=900)
     assert "verdicts: the same as the bundle's" in second.stderr, second.stderr[-3000:]
     assert second.returncode == first.returncode
+
+
+def test_the_node_shape_the_values_imply():
+    from chartproof.helm import load_values_file, merge_values
+    from chartproof.reproduce import implied_shape
+    from tests.conftest import REPO
+
+    defaults = load_values_file(REPO / "charts" / "adaptive" / "values.yaml")
+
+    def shape(**harmony):
+        return implied_shape("adaptive", merge_values(defaults, {"harmony": harmony}))
+
+    assert shape() == "ml.p5.48xlarge=1,cpu=1"  # one harmony replica of 8 GPUs
+    assert shape(gpusPerReplica=4, computePool=[{"name": "a", "minReplicaCount": 3}]) == "ml.p5.48xlarge=2,cpu=1"
+    assert shape(replicaCount=3, gpusPerReplica=1,
+                 nodeSelector={"node.kubernetes.io/instance-type": "ml.g5.xlarge"}) == "ml.g5.xlarge=3,cpu=1"
+    assert shape(gpusPerReplica=None) == "cpu=1"  # CPU-only harmony
+    assert implied_shape("monitoring", {}) == "cpu=2"
