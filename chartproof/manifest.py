@@ -287,6 +287,36 @@ def container(obj: dict, name: str) -> dict:
     raise AssertionError(f"{ref(obj)} has no container {name}; it has {[c.get('name') for c in all_containers(obj)]}")
 
 
+def repository(image: str) -> str:
+    """``grafana/grafana`` of ``docker.io/grafana/grafana:11.5.0@sha256:...``: no registry default, tag or digest."""
+    image = image.split("@", 1)[0]
+    last = image.rsplit("/", 1)[-1]
+    if ":" in last:
+        image = image[: len(image) - len(last)] + last.split(":", 1)[0]
+    for prefix in ("docker.io/", "index.docker.io/"):
+        image = image.removeprefix(prefix)
+    return image.removeprefix("library/")
+
+
+def container_running(obj: dict, image: str) -> dict:
+    """The container of a workload that runs ``image``: a repository (``grafana/loki``) or its last part
+    (``loki``), whatever the registry and tag; else the one whose image name holds it; else the only
+    container (an image the user replaced). Ambiguity is an AssertionError naming the images."""
+    items = all_containers(obj)
+    repos = [(c, repository(str(c.get("image", "")))) for c in items]
+    for matches in ([c for c, r in repos if r == image or r.endswith("/" + image)],
+                    [c for c, r in repos if image in r.rsplit("/", 1)[-1]]):
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            break
+    main = containers(obj)
+    if len(main) == 1 and not any(image in r for _, r in repos):
+        return main[0]
+    raise AssertionError(f"{ref(obj)}: expected one container running {image}, found images "
+                         f"{[c.get('image') for c in items]}")
+
+
 def images(obj: dict) -> list[str]:
     try:
         return [c.get("image", "") for c in all_containers(obj)]

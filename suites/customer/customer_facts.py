@@ -380,18 +380,6 @@ LOKI_DATA = ("/data", "/db")
 LOKI_DEFAULT_SIZE = "10Gi"
 
 
-def app_container(obj: dict, word: str) -> dict:
-    """The container of a workload whose image names ``word`` (grafana, loki); the only one if there is one."""
-    items = [c for c in pod_spec(obj).get("containers") or []]
-    found = [c for c in items if word in str(c.get("image", "")).rsplit("/", 1)[-1]]
-    if len(found) == 1:
-        return found[0]
-    if len(items) == 1:
-        return items[0]
-    raise AssertionError(f"{ref(obj)}: expected one container running a {word} image, found "
-                         f"{[c.get('image') for c in items]}")
-
-
 def ingress_routes(m: Manifest, host: str, path: str) -> list[tuple[dict, dict]]:
     """(Ingress, path entry) pairs that route ``path`` (Prefix; a trailing slash is the same path) on ``host``."""
     out = []

@@ -18,7 +18,7 @@ import re
 import customer_facts as C
 import pytest
 
-from chartproof.manifest import container, dig, pod_spec, ref, same_quantity
+from chartproof.manifest import container, container_running, dig, pod_spec, ref, same_quantity
 
 
 def _need_pools(customer: C.Customer) -> list[dict]:
@@ -479,7 +479,7 @@ def _data_stores(c: C.Customer) -> dict[str, tuple[str, dict | None]]:
     m = c.manifest
     dep = C.workload(m, str(c.get("grafana.name", "grafana")), ("Deployment",))
     sts = C.workload(m, "loki", ("StatefulSet",))
-    grafana, loki = C.app_container(dep, "grafana"), C.app_container(sts, "loki")
+    grafana, loki = container_running(dep, "grafana"), container_running(sts, "loki")
     out = {f"{ref(dep)} {C.GRAFANA_DATA}": C.store_of_path(m, dep, grafana, C.GRAFANA_DATA)}
     out.update({f"{ref(sts)} {p}": C.store_of_path(m, sts, loki, p) for p in C.LOKI_DATA})
     return out
@@ -561,7 +561,7 @@ def test_grafana_serves_the_customers_domain(monitoring_customer):
     domain = _need_proxy(c)
     scheme = c.get("grafana.proxy.scheme", "https")
     dep = C.workload(c.manifest, str(c.get("grafana.name", "grafana")), ("Deployment",))
-    env = C.env(c.manifest, C.app_container(dep, "grafana"))
+    env = C.env(c.manifest, container_running(dep, "grafana"))
     expected = {"GF_SERVER_DOMAIN": domain, "GF_SERVER_ROOT_URL": f"{scheme}://{domain}/monitoring/"}
     got = {k: env.get(k) for k in expected}
     assert got == expected, f"{c.said('grafana.proxy.domain')}, {c.said('grafana.proxy.scheme')}: D.9 promises " \

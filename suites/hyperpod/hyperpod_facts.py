@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from chartproof.manifest import Manifest, all_containers, containers, images, key, ref
+from chartproof.manifest import Manifest, containers, images, key, ref
 from chartproof.placement import declares_toleration, has_taint
 
 RELEASE = "dependencies"
@@ -245,18 +245,6 @@ def daemonset_of(manifest: Manifest, component: str) -> dict:
         raise AssertionError(f"expected one {component} DaemonSet ({how}), found {len(found)}; "
                              f"DaemonSets of the render: {listing(manifest, 'DaemonSet')}")
     return found[0]
-
-
-def main_container(obj: dict, image_fragment: str) -> dict:
-    """The container whose image holds ``image_fragment``; the only container when the image is user-set."""
-    items = containers(obj)
-    matching = [c for c in items if image_fragment in str(c.get("image", ""))]
-    if len(matching) == 1:
-        return matching[0]
-    if len(items) == 1:
-        return items[0]
-    raise AssertionError(f"{ref(obj)}: expected one container with image *{image_fragment}*, found "
-                         f"{[c.get('image') for c in all_containers(obj)]}")
 
 
 def owned_objects(manifest: Manifest, component: str, team_id: str = "t") -> list[dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hyperpod_facts as F
 import pytest
 
-from chartproof.manifest import dig, env_map, fragment, pod_spec, template_labels
+from chartproof.manifest import container_running, dig, env_map, fragment, pod_spec, template_labels
 
 TRAINING_DEPLOYMENT = f"{F.RELEASE}-training-operators"
 MPI_DEPLOYMENT = f"{F.RELEASE}-mpi-operator"
@@ -27,7 +27,7 @@ def _version_names(crd: dict) -> list[str]:
 def test_hyp_train_01_schemes_enabled_without_mpijob(hp):
     m = hp()
     dep = m.get("Deployment", TRAINING_DEPLOYMENT, "kubeflow")
-    ctr = F.main_container(dep, "training-operator")
+    ctr = container_running(dep, "training-operator")
     schemes = [a.split("=", 1)[1] for a in _words(ctr) if a.startswith("--enable-scheme=")]
     assert sorted(schemes) == sorted(F.TRAINING_SCHEMES), \
         f"--enable-scheme arguments: expected one each for {sorted(F.TRAINING_SCHEMES)}, found {schemes}"
@@ -53,7 +53,7 @@ def test_hyp_train_02_training_operator_deployment_wiring(hp):
     spec = pod_spec(dep)
     assert spec.get("serviceAccountName") == "training-operator", \
         f"serviceAccountName: expected training-operator, found {spec.get('serviceAccountName')!r}"
-    ctr = F.main_container(dep, "training-operator")
+    ctr = container_running(dep, "training-operator")
     assert ctr.get("image") == "kubeflow/training-operator:v1-855e096", f"image: found {ctr.get('image')!r}"
     assert (ctr.get("command") or [None])[0] == "/manager", f"command: expected /manager first, found {ctr.get('command')}"
     env = env_map(ctr)
@@ -99,7 +99,7 @@ def test_hyp_mpi_01_mpi_operator_objects_and_its_crd(hp):
     assert v.get("served") and v.get("storage") and "status" in (v.get("subresources") or {}), \
         f"mpijobs v2beta1 must be served, stored, with the status subresource: {v.keys()}"
     dep = m.get("Deployment", MPI_DEPLOYMENT, F.NAMESPACE)
-    ctr = F.main_container(dep, "mpi-operator")
+    ctr = container_running(dep, "mpi-operator")
     assert ctr.get("image") == "mpioperator/mpi-operator:0.5", f"image: found {ctr.get('image')!r}"
     assert ctr.get("imagePullPolicy") == "IfNotPresent", f"imagePullPolicy: found {ctr.get('imagePullPolicy')!r}"
     assert dig(dep, "spec.replicas", 1) == 1, f"replicas: found {dig(dep, 'spec.replicas')}"

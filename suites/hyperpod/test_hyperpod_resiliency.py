@@ -6,7 +6,16 @@ from __future__ import annotations
 import hyperpod_facts as F
 import pytest
 
-from chartproof.manifest import dig, env_map, images, mounts, pod_spec, same_quantity, volumes
+from chartproof.manifest import (
+    container_running,
+    dig,
+    env_map,
+    images,
+    mounts,
+    pod_spec,
+    same_quantity,
+    volumes,
+)
 from chartproof.placement import instance_type_values
 
 HMA = "health-monitoring-agent"
@@ -47,7 +56,7 @@ def test_hyp_hma_01_health_monitoring_agent_objects_and_wiring(hp):
     spec = pod_spec(ds)
     assert spec.get("serviceAccountName") == HMA, f"serviceAccountName: {spec.get('serviceAccountName')!r}"
     assert instance_type_values(ds), f"the agent has no required instance-type affinity: {dig(spec, 'affinity')}"
-    ctr = F.main_container(ds, "health-monitoring-agent")
+    ctr = container_running(ds, "health-monitoring-agent")
     want_args = {"--enable-k8s-exporter=false", "--config.system-log-monitor=/config/system-message-monitor.json"}
     args = {str(a) for a in (ctr.get("command") or []) + (ctr.get("args") or [])}
     assert want_args <= args, f"agent args: missing {sorted(want_args - args)}"

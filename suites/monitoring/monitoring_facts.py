@@ -16,10 +16,10 @@ import yaml
 from chartproof.manifest import (
     Manifest,
     all_containers,
+    container_running,
     decoded_secret,
     dig,
     env_map,
-    images,
     pod_spec,
     ref,
     template_labels,
@@ -62,38 +62,19 @@ def same_image(found: str, expected: str) -> bool:
     return norm(found) == norm(expected)
 
 
-def repository(image: str) -> str:
-    """``grafana/grafana`` of ``docker.io/grafana/grafana:11.5.0@sha256:...``."""
-    image = image.split("@", 1)[0]
-    last = image.rsplit("/", 1)[-1]
-    if ":" in last:
-        image = image[: len(image) - len(last)] + last.split(":", 1)[0]
-    for prefix in ("docker.io/", "index.docker.io/"):
-        image = image.removeprefix(prefix)
-    return image.removeprefix("library/")
-
-
-def app_container(obj: dict, repo: str) -> dict:
-    """The container of a workload that runs image repository ``repo`` (e.g. ``grafana/grafana``)."""
-    found = [c for c in all_containers(obj) if repository(str(c.get("image", ""))) == repo]
-    assert len(found) == 1, (f"{ref(obj)}: expected one container running {repo}, found "
-                             f"{len(found)}; images: {images(obj)}")
-    return found[0]
-
-
 def grafana(m: Manifest) -> tuple[dict, dict]:
     dep = m.get("Deployment", GRAFANA)
-    return dep, app_container(dep, "grafana/grafana")
+    return dep, container_running(dep, "grafana/grafana")
 
 
 def loki(m: Manifest) -> tuple[dict, dict]:
     sts = m.get("StatefulSet", LOKI)
-    return sts, app_container(sts, "grafana/loki")
+    return sts, container_running(sts, "grafana/loki")
 
 
 def promtail(m: Manifest) -> tuple[dict, dict]:
     ds = m.get("DaemonSet", PROMTAIL_DAEMONSET)
-    return ds, app_container(ds, "grafana/promtail")
+    return ds, container_running(ds, "grafana/promtail")
 
 
 def effective_env(m: Manifest, item: dict) -> dict[str, Any]:

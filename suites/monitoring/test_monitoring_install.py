@@ -34,7 +34,7 @@ def live_claims_of(cluster, namespace: str, kind: str, name: str, image_repo: st
     assert pods, f"{kind} {name} has no pod"
     claims = F.live(cluster.kubectl.items("persistentvolumeclaims", namespace=namespace))
     pod = F.live(pods).objects[0]
-    item = F.app_container(pod, image_repo)
+    item = F.container_running(pod, image_repo)
     out = {}
     for path in paths:
         store, claim = F.backing(claims, pod, item, path)
