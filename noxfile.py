@@ -20,7 +20,7 @@ CHARTS = ["charts/adaptive", "charts/monitoring", "charts/hyperpod"]
 
 
 def _install(session: nox.Session, *extra: str) -> None:
-    session.install("-e", ".[parallel]", *extra)
+    session.install("-e", ".[parallel,helm-charts]" if session.name == "tests" else ".[parallel]", *extra)
 
 
 def _toolchain(session: nox.Session) -> None:

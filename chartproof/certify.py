@@ -74,9 +74,9 @@ def main(args, argv: list[str]) -> int:
             return 1 if preflight_failed else 0
         suites = [SUITES[name] for name in inputs.names if name in SUITES] + [GPU_SMOKE]
         extra = list(args.pytest_args)
-        pytest_args = ["-m", "cluster", "--cluster", "existing", "--kubeconfig", str(provider.kubeconfig),
-                       "--kube-context", cluster.name, *inputs.pytest_args(),
-                       *(["--allow-kube-system"] if args.allow_kube_system else []), *extra]
+        pytest_args = ["-m", "cluster", "--chartproof-cluster", "existing", "--chartproof-kubeconfig",
+                       str(cluster.kubeconfig), "--chartproof-kube-context", cluster.name, *inputs.pytest_args(),
+                       *(["--chartproof-allow-kube-system"] if args.allow_kube_system else []), *extra]
         code = run.run_suites(suites, pytest_args)
         print(f"chartproof report: {run.directory / 'report.md'}", file=sys.stderr)
         return 0 if code in (0, 5) else 1

@@ -69,7 +69,7 @@ class ChartInputs:
     def pytest_args(self) -> list[str]:
         args = [a for name in self.names for a in ("--chart", f"{name}={self.catalog.ref(name)}")]
         for chart, paths in self.user_values.items():
-            args += [a for p in paths for a in ("--values", f"{chart}={p}")]
+            args += [a for p in paths for a in ("--chartproof-values", f"{chart}={p}")]
         return args
 
 
@@ -109,8 +109,10 @@ class FieldRun:
         """pytest on ``paths`` in a child process that writes its report into this run's folder, with the
         field report merged. Ctrl-C reaches the child (which removes what it created) and is waited for."""
         field_file = self.save()
-        cmd = [sys.executable, "-m", "pytest", *paths, "-p", "no:cacheprovider", "--report-dir", str(self.report_root),
-               "--run-id", self.run_id, "--field-report", str(field_file), *args]
+        # Prefixed option names: they hold even where another plugin took the short ones.
+        cmd = [sys.executable, "-m", "pytest", *paths, "-p", "no:cacheprovider",
+               "--chartproof-report-dir", str(self.report_root), "--chartproof-run-id", self.run_id,
+               "--chartproof-field-report", str(field_file), *args]
         proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})})
         try:
             return proc.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from chartproof.charts import ChartCatalog, ChartRef
+from chartproof.charts import ChartCatalog, ChartRef, PulledChart, helm_repositories, helm_user_paths
 from chartproof.errors import BadValuesError, ChartNotFoundError, RenderError
 from chartproof.manifest import Manifest
 from chartproof.oci import is_loopback_registry
@@ -168,13 +169,68 @@ class Helm:
     def chart_dir(self, chart: str | Path) -> Path:
         return self.catalog.resolve(chart)
 
-    def pull(self, ref: ChartRef, dest: Path) -> None:
-        args = ["pull", ref.location, "--version", ref.version, "--untar", "--untardir", str(dest)]
-        if is_loopback_registry(ref.location) or os.environ.get("CHARTPROOF_OCI_PLAIN_HTTP") == "1":
+    def pull_env(self) -> dict[str, str]:
+        """The environment of a pull: the run's private helm homes, but the user's registry logins and
+        classic repositories (``helm registry login``, ``helm repo add``), which a pull only reads."""
+        env = self.env()
+        user = helm_user_paths()
+        env["HELM_REGISTRY_CONFIG"] = str(user["registry_config"])
+        env["HELM_REPOSITORY_CONFIG"] = str(user["repository_config"])
+        env["HELM_REPOSITORY_CACHE"] = str(user["repository_cache"])
+        return env
+
+    def learn_credentials(self) -> None:
+        """Teach the redactor the secrets of the user's registry logins and repositories before a pull,
+        so that no helm message can echo one."""
+        user = helm_user_paths()
+        try:
+            auths = json.loads(user["registry_config"].read_text()).get("auths") or {}
+        except (OSError, ValueError, AttributeError):
+            auths = {}
+        for entry in auths.values() if isinstance(auths, dict) else ():
+            if not isinstance(entry, dict):
+                continue
+            for key in ("auth", "password", "identitytoken", "registrytoken"):
+                if isinstance(entry.get(key), str):
+                    self.redactor.add(entry[key])
+            try:
+                _user, _, password = base64.b64decode(entry.get("auth") or "").decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                password = ""
+            if password:
+                self.redactor.add(password)
+        for repo in helm_repositories().values():
+            if isinstance(repo.get("password"), str):
+                self.redactor.add(repo["password"])
+
+    def pull(self, ref: ChartRef, dest: Path) -> PulledChart:
+        """Download ``ref`` (oci or repo) into ``dest`` as helm would (``helm pull``) and return the package;
+        a digest reference must come back with that digest. Any failure: ChartNotFoundError (exit 4)."""
+        self.learn_credentials()
+        download = Path(dest) / "package"
+        download.mkdir(parents=True, exist_ok=True)
+        args = ["pull", ref.helm_ref, "--destination", str(download)]
+        if ref.helm_version:
+            args += ["--version", ref.helm_version]
+        if ref.kind == "oci" and (is_loopback_registry(ref.location) or os.environ.get("CHARTPROOF_OCI_PLAIN_HTTP") == "1"):
             args.append("--plain-http")
-        result = self.run(*args)
+        try:
+            proc = subprocess.run([str(self.binary), *args], capture_output=True, text=True, timeout=600,
+                                  env=self.pull_env())
+        except subprocess.TimeoutExpired:
+            raise ChartNotFoundError(f"chart {ref.name}: cannot pull {ref}: no answer within 600s") from None
+        result = HelmResult(args, proc.returncode, self.redactor(proc.stdout), self.redactor(proc.stderr))
         if not result.ok:
             raise ChartNotFoundError(f"chart {ref.name}: cannot pull {ref}: {self.redactor(result.error)}")
+        packages = sorted(download.glob("*.tgz"))
+        if len(packages) != 1:
+            raise ChartNotFoundError(f"chart {ref.name}: helm pull {ref} left {len(packages)} packages, not one")
+        served = re.search(r"^Digest: (\S+)$", result.output, re.M)
+        registry_digest = served[1] if served and ref.kind == "oci" else ""
+        if ref.digest and registry_digest != ref.digest:
+            raise ChartNotFoundError(f"chart {ref.name}: {ref} was asked for by digest, but the registry served "
+                                     f"{registry_digest or 'no digest'}")
+        return PulledChart(packages[0], registry_digest)
 
     # -- operations ------------------------------------------------------------------------------------
     def template(self, chart: str | Path, values: Any = (), set: dict[str, Any] | None = None, *,

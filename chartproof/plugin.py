@@ -7,11 +7,13 @@ cluster and everything the run created at the end, on failures and on Ctrl-C as 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import secrets
 import signal
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -35,47 +37,103 @@ _report_writer: ReportWriter | None = None  # the controller's; workers' reports
 
 
 # -- options ----------------------------------------------------------------------------------------------
-def pytest_addoption(parser: pytest.Parser) -> None:
+# Chartproof's options are --chartproof-NAME; today's --NAME is an alias wherever no other plugin (such as
+# pytest-helm-charts, which has its own --kubeconfig) or conftest has taken it. Aliases are added once every
+# plugin has added its options (a name taken first by us would make a later plugin's addoption stop pytest),
+# and each keeps its option's dest, so both spellings fill the same value.
+OPTION_PREFIX = "--chartproof-"
+_PENDING_ALIASES: weakref.WeakKeyDictionary[pytest.Parser, list[tuple[str, dict[str, Any]]]] = weakref.WeakKeyDictionary()
+_TAKEN_ALIASES_KEY = pytest.StashKey[list[str]]()
+
+
+def _add(group: pytest.OptionGroup, name: str, **attrs: Any) -> None:
+    """``--chartproof-NAME`` now, ``--NAME`` later if free; the dest defaults to ``chartproof_NAME``."""
+    attrs.setdefault("dest", "chartproof_" + name.replace("-", "_"))
+    group.addoption(OPTION_PREFIX + name, **attrs)
+    if group.parser is not None:
+        _PENDING_ALIASES.setdefault(group.parser, []).append((f"--{name}", attrs))
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("chartproof", "Chartproof: charts and clusters under test")
-    group.addoption("--cluster", default=os.environ.get("CHARTPROOF_CLUSTER", "embedded"),
-                    help="embedded (default: real control plane, simulated GPU nodes), kind (needs Docker), "
-                         "or existing (a kubeconfig context)")
-    group.addoption("--nodes", default=None,
-                    help="cluster shape, PROFILE[:STATE]=COUNT,... or a shape name from fixtures/nodes/shapes.yaml")
-    group.addoption("--kube-context", default=None, help="context of --cluster existing")
-    group.addoption("--kubeconfig", dest="chartproof_kubeconfig", default=None,
-                    help="kubeconfig of --cluster existing (default: $KUBECONFIG or ~/.kube/config)")
-    group.addoption("--keep-cluster", action="store_true", help="keep the cluster after the run, for debugging")
+    _add(group, "cluster", default=os.environ.get("CHARTPROOF_CLUSTER", "embedded"), metavar="PROVIDER",
+         help="embedded (default: real control plane, simulated GPU nodes), kind (needs Docker), "
+              "or existing (a kubeconfig context)")
+    _add(group, "nodes", default=None, metavar="SHAPE",
+         help="cluster shape, PROFILE[:STATE]=COUNT,... or a shape name from fixtures/nodes/shapes.yaml")
+    _add(group, "kube-context", default=None, metavar="CONTEXT",
+         help="context of --chartproof-cluster existing (default: the current context of the kubeconfig)")
+    _add(group, "kubeconfig", default=None, metavar="FILE",
+         help="the one kubeconfig file of --chartproof-cluster existing (default: $KUBECONFIG, a list kubectl "
+              "merges, else ~/.kube/config)")
+    _add(group, "keep-cluster", action="store_true", help="keep the cluster after the run, for debugging")
     group.addoption("--chart", action="append", default=[], metavar="NAME=REF",
-                    help="the build of a chart to test: a directory, a .tgz, or oci://REF@VERSION "
+                    help="the build of a chart to test, named as helm names it: a directory, a .tgz, "
+                         "oci://HOST/PATH/CHART:TAG, oci://HOST/PATH/CHART@sha256:DIGEST, oci://HOST/PATH/CHART "
+                         "with --chart-version, or REPO/CHART of a repository added with helm repo add "
                          "(names: adaptive, monitoring, hyperpod)")
-    group.addoption("--values", action="append", default=[], metavar="CHART=FILE", dest="customer_values",
-                    help="a customer's values file for a chart; suites/customer installs each one (repeatable)")
-    group.addoption("--tool", action="append", default=[], metavar="TOOL=PATH",
-                    help="use this binary instead of the pinned one (also CHARTPROOF_<TOOL>=PATH)")
-    group.addoption("--allow-kube-system", action="store_true", dest="chartproof_allow_kube_system",
-                    help="on a real cluster, let tests install into kube-system (the HyperPod chart's home)")
-    group.addoption("--report-dir", default=None, help="where run reports go (default: reports/)")
-    group.addoption("--run-id", default=None, dest="chartproof_run_id",
-                    help="the name of this run's folder under --report-dir (default: date, time and a random suffix)")
-    group.addoption("--field-report", default=None, metavar="FILE", dest="chartproof_field_report",
-                    help="JSON from chartproof certify/reproduce (command, preflight rows), merged into the report")
-    group.addoption("--contract", action="append", default=[], metavar="ID[,ID...]", dest="chartproof_contracts",
-                    help="run only the tests that prove these contract behaviours (e.g. ADP-POOL-02)")
-    group.addoption("--contract-coverage", action="store_true", dest="chartproof_contract_coverage",
-                    help="after collection, fail unless every contract id has a test and every test names known ids")
+    _add(group, "chart-version", action="append", default=[], metavar="NAME=VERSION", dest="chart_versions",
+         help="the version of --chart NAME's oci:// or REPO/CHART reference, as helm's --version "
+              "(a REPO/CHART without one: the repository's latest)")
+    _add(group, "values", action="append", default=[], metavar="CHART=FILE", dest="customer_values",
+         help="a customer's values file for a chart; suites/customer installs each one (repeatable)")
+    _add(group, "tool", action="append", default=[], metavar="TOOL=PATH",
+         help="use this binary instead of the pinned one (also CHARTPROOF_<TOOL>=PATH)")
+    _add(group, "allow-kube-system", action="store_true",
+         help="on a real cluster, let tests install into kube-system (the HyperPod chart's home)")
+    _add(group, "report-dir", default=None, metavar="DIR", help="where run reports go (default: reports/)")
+    _add(group, "run-id", default=None, metavar="ID",
+         help="the name of this run's folder under --chartproof-report-dir (default: date, time and a random suffix)")
+    _add(group, "field-report", default=None, metavar="FILE",
+         help="JSON from chartproof certify/reproduce (command, preflight rows), merged into the report")
+    _add(group, "contract", action="append", default=[], metavar="ID[,ID...]", dest="chartproof_contracts",
+         help="run only the tests that prove these contract behaviours (e.g. ADP-POOL-02)")
+    _add(group, "contract-coverage", action="store_true",
+         help="after collection, fail unless every contract id has a test and every test names known ids")
+    if any(name and name.endswith("conftest.py") for name, _ in pluginmanager.list_name_plugin()):
+        # Loaded by a conftest's pytest_plugins: the plugins are all in, and our wrapper of
+        # pytest_load_initial_conftests (already running) will not be called.
+        _after_every_plugin(parser, pluginmanager.get_plugin("pytestconfig"))
+
+
+def _after_every_plugin(parser: pytest.Parser, config: pytest.Config) -> None:
+    """Today's short names, each one only if no other plugin or conftest has it (a conflict never stops pytest);
+    then pytest-helm-charts' cluster fixtures bound to the run's cluster, when it is loaded."""
+    group = parser.getgroup("chartproof")
+    taken = []
+    for alias, attrs in _PENDING_ALIASES.pop(parser, []):
+        try:
+            group.addoption(alias, **{**attrs, "default": argparse.SUPPRESS, "help": f"short for {OPTION_PREFIX}{alias[2:]}"})
+        except (ValueError, argparse.ArgumentError):
+            taken.append(alias)
+    config.stash[_TAKEN_ALIASES_KEY] = taken
+    _bind_helm_charts(config)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]):
+    """Every plugin and initial conftest has added its options by now."""
+    result = yield
+    _after_every_plugin(parser, early_config)
+    return result
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [f"chartproof: {alias} belongs to another plugin here; Chartproof's is {OPTION_PREFIX}{alias[2:]}"
+            for alias in config.stash.get(_TAKEN_ALIASES_KEY, [])]
 
 
 def _options(config: pytest.Config) -> RunOptions:
-    report_dir = config.getoption("--report-dir") or str(Path(config.rootpath) / "reports")
+    report_dir = config.getoption("chartproof_report_dir") or str(Path(config.rootpath) / "reports")
     return RunOptions(
-        cluster=config.getoption("--cluster"),
-        nodes=config.getoption("--nodes"),
-        kube_context=config.getoption("--kube-context"),
-        kubeconfig=config.getoption("chartproof_kubeconfig"),
-        keep_cluster=config.getoption("--keep-cluster"),
+        cluster=config.getoption("chartproof_cluster"),
+        nodes=config.getoption("chartproof_nodes"),
+        kube_context=config.getoption("chartproof_kube_context"),
+        kubeconfig=config.getoption("chartproof_kubeconfig") or _helm_charts_kubeconfig(config),
+        keep_cluster=config.getoption("chartproof_keep_cluster"),
         charts=RunOptions.parse_pairs(config.getoption("--chart"), "--chart"),
-        tools=RunOptions.parse_pairs(config.getoption("--tool"), "--tool"),
+        chart_versions=RunOptions.parse_pairs(config.getoption("chart_versions"), "--chart-version"),
+        tools=RunOptions.parse_pairs(config.getoption("chartproof_tool"), "--tool"),
         customer_values=RunOptions.parse_list(config.getoption("customer_values"), "--values"),
         report_dir=report_dir,
     )
@@ -89,6 +147,36 @@ def _run_id(text: str | None) -> str | None:
 
 def _fail_fast(err: ChartproofError) -> None:
     pytest.exit(err.one_line(), returncode=err.exit_code)
+
+
+# -- pytest-helm-charts ------------------------------------------------------------------------------------
+HELM_CHARTS_PLUGIN = "pytest_helm_charts.plugin"
+
+
+def _helm_charts_loaded(config: pytest.Config) -> bool:
+    return any(getattr(plugin, "__name__", None) == HELM_CHARTS_PLUGIN for plugin in config.pluginmanager.get_plugins())
+
+
+def _bind_helm_charts(config: pytest.Config) -> None:
+    """With pytest-helm-charts loaded, register chartproof.helmcharts_compat after it: its ``kube_config`` and
+    ``kube_cluster`` then take the run's cluster (a conftest's own still win). Without it nothing changes."""
+    if _helm_charts_loaded(config) and not config.pluginmanager.has_plugin("chartproof-helm-charts"):
+        from chartproof import helmcharts_compat
+
+        config.pluginmanager.register(helmcharts_compat, "chartproof-helm-charts")
+
+
+def _helm_charts_kubeconfig(config: pytest.Config) -> str | None:
+    """pytest-helm-charts' --kubeconfig (it holds that name when both are loaded) means what ours means, the file
+    of the cluster under test: it serves --chartproof-cluster existing, and is refused where it would be ignored."""
+    if "--kubeconfig" not in config.stash.get(_TAKEN_ALIASES_KEY, []) or not _helm_charts_loaded(config):
+        return None
+    value = config.getoption("--kubeconfig", None)
+    if value and config.getoption("chartproof_cluster") != "existing":
+        raise UsageError(f"--kubeconfig {value} names a cluster, but the run's cluster is "
+                         f"'{config.getoption('chartproof_cluster')}' (pytest-helm-charts' kube_cluster is the run's): "
+                         f"add {OPTION_PREFIX}cluster existing")
+    return value
 
 
 # -- configuration and the run -----------------------------------------------------------------------------

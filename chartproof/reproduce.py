@@ -185,9 +185,9 @@ def main(args, argv: list[str]) -> int:
         (bundle / "bundle.json").write_text(json.dumps(record, indent=2) + "\n")
 
         extra = list(args.pytest_args)
-        code = run.run_suites(["suites/customer"], ["--cluster", "embedded", "--nodes", shape,
+        code = run.run_suites(["suites/customer"], ["--chartproof-cluster", "embedded", "--chartproof-nodes", shape,
                                                     "--chart", f"{chart}={package}",
-                                                    "--values", f"{chart}={bundle / 'values.yaml'}", *extra])
+                                                    "--chartproof-values", f"{chart}={bundle / 'values.yaml'}", *extra])
         verdicts = _verdicts(run.directory / "summary.json")
         record["verdicts"] = verdicts
         (bundle / "bundle.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -36,6 +36,7 @@ class RunOptions:
     kubeconfig: str | None = None
     keep_cluster: bool = False
     charts: dict[str, str] = field(default_factory=dict)
+    chart_versions: dict[str, str] = field(default_factory=dict)  # --chart-version NAME=VERSION (helm's --version)
     tools: dict[str, str] = field(default_factory=dict)
     customer_values: list[tuple[str, str]] = field(default_factory=list)
     report_dir: str = str(REPORTS)
@@ -67,7 +68,8 @@ class Run:
         self.report_dir = Path(options.report_dir) / self.run_id
         self.toolchain = Toolchain(explicit=options.tools)
         proc_dir = self.run_dir / f"proc-{os.getpid()}"
-        self.catalog = ChartCatalog(options.charts, workdir=proc_dir, pull=lambda ref, dest: self.helm.pull(ref, dest))
+        self.catalog = ChartCatalog(options.charts, workdir=proc_dir, pull=lambda ref, dest: self.helm.pull(ref, dest),
+                                    versions=options.chart_versions)
         self._helm: Helm | None = None
         self._cluster: Cluster | None = None
         self.redactor = REDACTOR

@@ -20,7 +20,7 @@ from chartproof.paths import REPO
 
 def run_once(index: int, directory: Path, pytest_args: list[str]) -> tuple[dict[str, str], float]:
     report_dir = directory / f"run-{index}"
-    cmd = [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "--report-dir", str(report_dir),
+    cmd = [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "--chartproof-report-dir", str(report_dir),
            *pytest_args]
     started = time.monotonic()
     subprocess.run(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
