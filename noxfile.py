@@ -20,7 +20,7 @@ CHARTS = ["charts/adaptive", "charts/monitoring", "charts/hyperpod"]
 
 
 def _install(session: nox.Session, *extra: str) -> None:
-    session.install("-e", ".[parallel,helm-charts]" if session.name == "tests" else ".[parallel]", *extra)
+    session.install("-e", ".[parallel,helm-charts,chart-testing]" if session.name == "tests" else ".[parallel]", *extra)
 
 
 def _toolchain(session: nox.Session) -> None:
@@ -44,18 +44,20 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff on the Python, `helm lint --strict` on every chart."""
-    _install(session, "ruff")
+    """ruff on the Python, `helm lint --strict` on every chart, then chart-testing's `ct lint` (helm lint,
+    yamllint and yamale, with ct.yaml) as a chart repository's CI runs it."""
+    session.install("-e", ".[parallel,chart-testing]", "ruff")  # ct runs yamllint and yamale from PATH
     session.run("ruff", "check", "chartproof", "tests", "suites", "noxfile.py", "conftest.py")
     # Every contract id has a test, and every test names known ids.
     session.run("pytest", "suites", "--collect-only", "-q", "--contract-coverage", "-p", "no:cacheprovider",
                 "--report-dir", str(session.create_tmp()), silent=True)
-    session.run("chartproof", "toolchain", "install", "helm")  # visible progress if it must be built
+    session.run("chartproof", "toolchain", "install", "helm", "ct")  # visible progress if they must be built
     # silent=True folds stderr into the output: the path is its last line.
     helm = session.run("chartproof", "toolchain", "path", "helm", silent=True).strip().splitlines()[-1]
     for chart in CHARTS:
         if os.path.isdir(chart):
             session.run(helm, "lint", "--strict", chart, external=True)
+    session.run("python", "-m", "chartproof.chart_testing", "lint", *[c for c in CHARTS if os.path.isdir(c)])
 
 
 @nox.session(python=PYTHON)

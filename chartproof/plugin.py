@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from chartproof import diagnostics, verdicts
+from chartproof import chart_testing, diagnostics, verdicts
 from chartproof.errors import ChartproofError, ProviderUnavailableError, RenderError, UsageError
 from chartproof.helm import Helm, load_values_file
 from chartproof.kube import MANAGED_BY
@@ -131,7 +131,8 @@ def _options(config: pytest.Config) -> RunOptions:
         kube_context=config.getoption("chartproof_kube_context"),
         kubeconfig=config.getoption("chartproof_kubeconfig") or _helm_charts_kubeconfig(config),
         keep_cluster=config.getoption("chartproof_keep_cluster"),
-        charts=RunOptions.parse_pairs(config.getoption("--chart"), "--chart"),
+        charts=chart_testing.run_charts(Path(config.rootpath), RunOptions.parse_pairs(config.getoption("--chart"), "--chart"),
+                                        config.getoption("chart_versions")),  # ct.yaml's chart-dirs fill the rest
         chart_versions=RunOptions.parse_pairs(config.getoption("chart_versions"), "--chart-version"),
         tools=RunOptions.parse_pairs(config.getoption("chartproof_tool"), "--tool"),
         customer_values=RunOptions.parse_list(config.getoption("customer_values"), "--values"),
@@ -393,6 +394,12 @@ def helm(chartproof_run: Run) -> Helm:
 @pytest.fixture(scope="session")
 def charts(chartproof_run: Run):
     return chartproof_run.catalog
+
+
+def run_catalog(config: pytest.Config):
+    """The run's ChartCatalog (None before the run is configured), for a suite to parametrize over at collection."""
+    run = config.stash.get(_RUN_KEY, None)
+    return run.catalog if run else None
 
 
 def customer_values(config: pytest.Config) -> list[tuple[str, Path]]:

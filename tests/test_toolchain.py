@@ -16,7 +16,7 @@ from chartproof.toolchain.download import DownloadUnavailable, download_binary, 
 from chartproof.toolchain.pins import ToolPin, load_pins
 
 TOOLS = {"helm", "helm-3.8", "kubectl", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-         "kwok", "kwokctl", "kind", "registry"}
+         "kwok", "kwokctl", "kind", "registry", "ct"}
 
 
 def test_pin_file_names_every_tool_with_one_version():
@@ -65,7 +65,7 @@ def test_cache_is_keyed_by_tool_and_version(tmp_path):
 
 
 def test_unknown_tool_names_the_known_ones(tmp_path):
-    with pytest.raises(ToolchainError, match="known: etcd, helm"):
+    with pytest.raises(ToolchainError, match="known: ct, etcd, helm"):
         Toolchain(cache=tmp_path).path("helmx")
 
 

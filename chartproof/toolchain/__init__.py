@@ -26,6 +26,7 @@ VERSION_ARGS = {
     "helm": ["version", "--short"],
     "helm-3.8": ["version", "--short"],
     "kind": ["version"],
+    "ct": ["version"],
 }
 
 

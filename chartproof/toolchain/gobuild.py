@@ -139,6 +139,10 @@ def stamp_ldflags(pin: ToolPin, info: ModuleInfo) -> list[str]:
         if kube:
             flags.append(f"-X sigs.k8s.io/kwok/pkg/consts.KubeVersion={kube.lstrip('v')}")
         return flags
+    if pin.stamp == "ct":
+        pkg = "github.com/helm/chart-testing/v3/ct/cmd"
+        return [f"-X {pkg}.Version={v}", f"-X {pkg}.BuildDate={info.time[:19]}Z"] + (
+            [f"-X {pkg}.GitCommit={info.commit}"] if info.commit else [])
     if pin.stamp == "distribution":
         pkg = f"{pin.module}/version"
         return [f"-X {pkg}.version={v}", f"-X {pkg}.mainpkg={pin.module}"] + (

@@ -1,4 +1,5 @@
-"""Promises every chart keeps under every one of its scenario files (`fixtures/<chart>/*.yaml`): the scenario
+"""Promises every chart keeps under every one of its scenario files (`fixtures/<chart>/*.yaml`, and the
+chart-testing `ci/*-values.yaml` of the chart directory under test, `--chart` builds included): the scenario
 renders, the render is deterministic (same input, same bytes), and a strict lint has no finding.
 
 A chart that cannot render a scenario is reported once, here, by `test_scenario_renders[...]` with helm's
@@ -9,14 +10,20 @@ from __future__ import annotations
 
 import pytest
 
+from chartproof.chart_testing import scenario_cases
 from chartproof.errors import RenderError
-from chartproof.paths import scenarios
+from chartproof.plugin import run_catalog
 
 CHARTS = ("adaptive", "monitoring", "hyperpod")
-CASES = [pytest.param(chart, path, id=f"{chart}-{path.stem}") for chart in CHARTS for path in scenarios(chart)]
 
 
-@pytest.mark.parametrize("chart, values", CASES)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One case per scenario of each chart of the run's catalog (ids `<chart>-<stem>`, `<chart>-ci-<stem>`)."""
+    if {"chart", "values"} <= set(metafunc.fixturenames):
+        cases = scenario_cases(run_catalog(metafunc.config), CHARTS)
+        metafunc.parametrize("chart, values", [pytest.param(chart, path, id=case_id) for chart, path, case_id in cases])
+
+
 def test_scenario_renders(render, chart, values):
     try:
         manifest = render(chart, [values])
@@ -25,7 +32,6 @@ def test_scenario_renders(render, chart, values):
     assert len(manifest) > 0, f"{chart} renders no object for scenario {values.name}"
 
 
-@pytest.mark.parametrize("chart, values", CASES)
 def test_template_is_deterministic(helm, render, chart, values):
     """Rendered twice by helm itself (not through the render cache): byte-identical."""
     render.scenario(chart, [values])
@@ -40,7 +46,6 @@ def test_template_is_deterministic(helm, render, chart, values):
         raise AssertionError(f"two renders of the same input differ, first at {line}")
 
 
-@pytest.mark.parametrize("chart, values", CASES)
 def test_strict_lint_is_clean(helm, render, chart, values):
     render.scenario(chart, [values])
     result = helm.lint(chart, [values], strict=True)
