@@ -181,9 +181,9 @@ def test_registry_and_repository_secrets_are_learned_before_a_pull(tmp_path, mon
 
 
 @pytest.mark.parametrize("args, code, text", [
-    (["--chart-version", "adaptive=0.6.2"], 2, "--chart-version adaptive=0.6.2 needs --chart adaptive=REF"),
+    (["--chartproof-chart-version", "adaptive=0.6.2"], 2, "--chart-version adaptive=0.6.2 needs --chart adaptive=REF"),
     (["--chart", f"adaptive={GHCR}"], 2, "give --chart-version adaptive=X.Y.Z or write"),
-    (["--chart", f"adaptive={GHCR}:0.6.2", "--chart-version", "adaptive=0.6.3"], 2, "names two versions"),
+    (["--chart", f"adaptive={GHCR}:0.6.2", "--chartproof-chart-version", "adaptive=0.6.3"], 2, "names two versions"),
     (["--chart", "adaptive=nosuchrepo/adaptive"], 4, "neither a path"),
     (["--chart", f"adaptive={GHCR}@sha256:12"], 2, "bad digest"),
 ])

@@ -98,7 +98,7 @@ def test_render_suite_runs_unchanged_against_an_oci_reference(tmp_path, pushed_a
     base, digest = pushed_adaptive.ref, pushed_adaptive.digest
     given, extra, canonical = {
         "tag": (f"{base}:0.6.2", [], f"{base}:0.6.2"),
-        "chart-version": (base, ["--chart-version", "adaptive=0.6.2"], f"{base}:0.6.2"),
+        "chart-version": (base, ["--chartproof-chart-version", "adaptive=0.6.2"], f"{base}:0.6.2"),
         "digest": (f"{base}@{digest}", [], f"{base}@{digest}"),
         "old-at-version": (f"{base}@0.6.2", [], f"{base}:0.6.2"),
     }[form]
@@ -216,6 +216,6 @@ def test_render_suite_runs_against_a_classic_repository_chart(tmp_path, classic_
 
 def test_a_missing_repository_version_exits_4(tmp_path, classic_repository):
     proc = suite(tmp_path, "suites/adaptive", "-m", "not cluster", "--chart", "adaptive=myrepo/adaptive",
-                 "--chart-version", "adaptive=9.9.9", env=classic_repository)
+                 "--chartproof-chart-version", "adaptive=9.9.9", env=classic_repository)
     assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "cannot pull myrepo/adaptive --version 9.9.9" in proc.stdout + proc.stderr
