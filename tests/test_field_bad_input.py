@@ -76,12 +76,13 @@ def test_bad_input_gives_one_line_its_exit_code_and_leaves_nothing(case, tmp_pat
     reports = tmp_path / "reports"
     args = [*argv(tmp_path), "--report-dir", str(reports)]
     before = {r.name for r in ClusterRecord.load_all()}
-    proc = subprocess.run([sys.executable, "-m", "chartproof", *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, **env}, timeout=300)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == code, f"expected exit {code}, got {proc.returncode}: {proc.stderr[-1500:]}"
-    assert len(lines) == 1 and text in lines[0], f"expected one line holding {text!r}, found:\n{proc.stderr[-1500:]}"
-    assert "Traceback" not in proc.stderr + proc.stdout
+    proc = subprocess.Popen([sys.executable, "-m", "chartproof", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO, env={**os.environ, **env})
+    stdout, stderr = proc.communicate(timeout=300)
+    lines = stderr.strip().splitlines()
+    assert proc.returncode == code, f"expected exit {code}, got {proc.returncode}: {stderr[-1500:]}"
+    assert len(lines) == 1 and text in lines[0], f"expected one line holding {text!r}, found:\n{stderr[-1500:]}"
+    assert "Traceback" not in stderr + stdout
     assert lines[0].startswith("chartproof: ")
     left = [r.name for r in ClusterRecord.load_all() if r.name not in before and r.owner_pid == proc.pid]
     assert left == [], f"bad input left clusters behind: {left}"
@@ -90,18 +91,21 @@ def test_bad_input_gives_one_line_its_exit_code_and_leaves_nothing(case, tmp_pat
 
 def test_ctrl_c_during_a_reproduce_install_removes_its_cluster(tmp_path):
     """SIGINT once the install has started: exit 130, the embedded cluster and its processes are gone."""
-    known = set(EmbeddedProvider().known_names())
+    reports = tmp_path / "reports"
     proc = subprocess.Popen([sys.executable, "-m", "chartproof", "reproduce", str(GOOD_VALUES), "--chart", "adaptive",
-                             "--nodes", "ml.p5.48xlarge=1,cpu=1", "--report-dir", str(tmp_path / "reports")],
+                             "--nodes", "ml.p5.48xlarge=1,cpu=1", "--report-dir", str(reports)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=interruptible)
     cluster = None
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
-            new = [n for n in EmbeddedProvider().known_names() if n not in known]
-            if new:
-                cluster = new[0]
+            # Its own cluster: the one whose record names this run (the run folder's name is the run id);
+            # other tests may start clusters at the same time.
+            runs = {p.name for p in reports.iterdir() if p.is_dir()} if reports.is_dir() else set()
+            mine = [r.name for r in ClusterRecord.load_all() if r.owner in runs]
+            if mine:
+                cluster = mine[0]
                 # A helm release secret in the cluster's etcd means the install is under way.
                 kubeconfig = ClusterRecord.root() / cluster / "kubeconfig"
                 if kubeconfig.is_file() and _has_release(kubeconfig):
