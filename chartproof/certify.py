@@ -18,10 +18,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from chartproof.charts import ChartCatalog
 from chartproof.clusters.existing import ExistingProvider, detect_simulated
-from chartproof.field import ChartInputs, FieldRun, interrupted, parse_pairs, print_checks
-from chartproof.helm import Helm
+from chartproof.field import ChartInputs, FieldRun, interrupted, print_checks, pulling_catalog
+from chartproof.run import RunOptions
 from chartproof.toolchain import Toolchain
 
 SUITES = {"adaptive": "suites/adaptive", "monitoring": "suites/monitoring", "hyperpod": "suites/hyperpod"}
@@ -47,11 +46,9 @@ def main(args, argv: list[str]) -> int:
     provider = ExistingProvider(toolchain, kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
                                 context=args.kube_context)
     run = FieldRun("certify", argv, Path(args.report_dir) if args.report_dir else None)
-    charts = parse_pairs(args.chart, "--chart")
-    values = parse_pairs(args.values, "--values")
-    helm = None
-    catalog = ChartCatalog(dict(charts), workdir=run.directory / "charts", pull=lambda ref, dest: helm.pull(ref, dest))
-    helm = Helm(toolchain.path("helm"), catalog, workdir=run.directory / "helm")
+    charts = RunOptions.parse_list(args.chart, "--chart")
+    values = RunOptions.parse_list(args.values, "--values")
+    catalog = pulling_catalog(dict(charts), toolchain, run.directory / "work")
     inputs = ChartInputs.load(catalog, [name for name, _ in charts] or list(SUITES), values)
     cluster = provider.up(None, None, owner="certify")  # a wrong context or an unreachable server: exit here
     try:

@@ -17,23 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chartproof.charts import ChartCatalog, chart_metadata
-from chartproof.errors import INTERRUPTED_EXIT_CODE, UsageError
-from chartproof.helm import load_values_file
+from chartproof.errors import INTERRUPTED_EXIT_CODE
+from chartproof.helm import Helm, load_values_file
 from chartproof.paths import REPO, REPORTS
 from chartproof.redaction import REDACTOR
 from chartproof.reports import ReportWriter
+from chartproof.toolchain import Toolchain
 
 STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "skip"}
 
 
-def parse_pairs(items: list[str] | None, what: str) -> list[tuple[str, str]]:
-    out = []
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise UsageError(f"bad {what} '{item}': expected NAME=VALUE")
-        out.append((name.strip(), value.strip()))
-    return out
+def pulling_catalog(overrides: dict[str, str], toolchain: Toolchain, workdir: Path) -> ChartCatalog:
+    """The charts a field command works on, pulled (oci://, REPO/CHART) through the helm driver."""
+    catalog = ChartCatalog(overrides, workdir=workdir / "charts", pull=lambda ref, dest: helm.pull(ref, dest))
+    helm = Helm(toolchain.path("helm"), catalog, workdir=workdir / "helm")
+    return catalog
 
 
 @dataclass

@@ -317,6 +317,20 @@ def container_running(obj: dict, image: str) -> dict:
                          f"{[c.get('image') for c in items]}")
 
 
+def ingress_routes(manifest, host: str, path: str) -> list[tuple[dict, dict]]:
+    """(Ingress, path entry) pairs that route ``path`` (Prefix) on ``host``: Kubernetes ignores a trailing
+    slash of a Prefix path, so ``/monitoring/`` routes ``/monitoring`` too."""
+    out = []
+    for ing in manifest.select("Ingress"):
+        for rule in dig(ing, "spec.rules", []) or []:
+            if rule.get("host") != host:
+                continue
+            for entry in dig(rule, "http.paths", []) or []:
+                if entry.get("pathType") == "Prefix" and str(entry.get("path", "")).rstrip("/") == path.rstrip("/"):
+                    out.append((ing, entry))
+    return out
+
+
 def images(obj: dict) -> list[str]:
     try:
         return [c.get("image", "") for c in all_containers(obj)]

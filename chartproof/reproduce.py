@@ -17,7 +17,6 @@ reproduced on an embedded cluster of their node shape, with a report and a bundl
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import math
 import sys
@@ -27,11 +26,11 @@ from pathlib import Path
 import yaml
 
 from chartproof import __version__
-from chartproof.charts import DEFAULT_CHARTS, ChartCatalog, chart_metadata
+from chartproof.charts import DEFAULT_CHARTS, chart_metadata, sha256_file
 from chartproof.clusters.nodes import load_profiles, parse_shape
 from chartproof.errors import BadValuesError, ChartNotFoundError, UsageError
-from chartproof.field import FieldRun, interrupted, print_checks
-from chartproof.helm import Helm, merge_values, set_args
+from chartproof.field import FieldRun, interrupted, print_checks, pulling_catalog
+from chartproof.helm import merge_values, set_args
 from chartproof.preflight import gpu_workloads
 from chartproof.redaction import REDACTOR
 from chartproof.toolchain import Toolchain
@@ -94,10 +93,6 @@ def package_chart(directory: Path, dest: Path) -> Path:
     return path
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def read_bundle(directory: Path) -> dict:
     meta = directory / "bundle.json"
     try:
@@ -109,7 +104,7 @@ def read_bundle(directory: Path) -> dict:
     package = directory / bundle["chart"]["file"]
     if not package.is_file():
         raise ChartNotFoundError(f"bundle {directory}: chart package {bundle['chart']['file']} is missing")
-    if sha256(package) != bundle["chart"]["sha256"]:
+    if sha256_file(package).removeprefix("sha256:") != bundle["chart"]["sha256"]:
         raise ChartNotFoundError(f"bundle {directory}: {bundle['chart']['file']} does not match its recorded digest")
     return bundle
 
@@ -144,10 +139,7 @@ def main(args, argv: list[str]) -> int:
     REDACTOR.add_values(values)
     run = FieldRun("reproduce", argv, Path(args.report_dir) if args.report_dir else None)
     toolchain = Toolchain()
-    helm = None
-    catalog = ChartCatalog({chart: ref} if ref else {}, workdir=run.directory / "work",
-                           pull=lambda r, dest: helm.pull(r, dest))
-    helm = Helm(toolchain.path("helm"), catalog, workdir=run.directory / "work" / "helm")
+    catalog = pulling_catalog({chart: ref} if ref else {}, toolchain, run.directory / "work")
     try:
         chart_dir = catalog.local_dir(chart)  # an unknown or unreachable reference: exit 4 before anything runs
         findings = values_check.check_values(values, chart_dir, lines=lines)
@@ -167,7 +159,8 @@ def main(args, argv: list[str]) -> int:
         shape = nodes or implied_shape(chart, merged)
         groups = parse_shape(shape)  # an unknown node profile: exit 2
         facts = preflight.facts_from_shape(groups)
-        checks = preflight.run_checks(facts, charts={chart: chart_metadata(chart_dir)}, values={chart: merged},
+        meta = chart_metadata(chart_dir)
+        checks = preflight.run_checks(facts, charts={chart: meta}, values={chart: merged},
                                       helm_version=toolchain.pin("helm").version)
         run.field["preflight"] = [c.as_dict() for c in checks]
         run.field["nodes"] = shape
@@ -175,10 +168,9 @@ def main(args, argv: list[str]) -> int:
         run.field["rerun"] = rerun
         print(f"node shape: {shape}", file=sys.stderr)
         print_checks(run.field["preflight"])
-        meta = chart_metadata(chart_dir)
         record = {"chartproof": __version__, "chart": {"name": chart, "reference": str(catalog.ref(chart)),
                                                        "version": meta.get("version"), "file": str(package.relative_to(bundle)),
-                                                       "sha256": sha256(package)},
+                                                       "sha256": sha256_file(package).removeprefix("sha256:")},
                   "nodes": shape, "values": "values.yaml", "secrets_replaced": replaced,
                   "tools": {t: toolchain.pin(t).version for t in BUNDLE_TOOLS}, "rerun": rerun,
                   "findings": run.field["findings"]}

@@ -20,6 +20,7 @@ from typing import Any
 
 from chartproof.helm import merge_values
 from chartproof.manifest import Manifest, all_containers, dig, env_map, pod_spec, quantity, ref
+from chartproof.values_check import dotted as values_dotted
 
 # How suites/customer renders each chart: the README's release names, HyperPod in kube-system with its CRDs.
 RELEASES = {"adaptive": "adaptive", "monitoring": "adaptive-monitoring", "hyperpod": "dependencies"}
@@ -49,12 +50,7 @@ def _walk(node: Any, path: str | tuple) -> Any:
 
 def dotted(path: str | tuple) -> str:
     """``("harmony", "computePool", 1, "name")`` -> ``harmony.computePool[1].name``."""
-    if isinstance(path, str):
-        return path
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+    return path if isinstance(path, str) else values_dotted(path)
 
 
 @dataclass
@@ -378,19 +374,6 @@ def remote_refs(m: Manifest) -> dict[str, list[tuple[str, Any]]]:
 GRAFANA_DATA = "/var/lib/grafana"
 LOKI_DATA = ("/data", "/db")
 LOKI_DEFAULT_SIZE = "10Gi"
-
-
-def ingress_routes(m: Manifest, host: str, path: str) -> list[tuple[dict, dict]]:
-    """(Ingress, path entry) pairs that route ``path`` (Prefix; a trailing slash is the same path) on ``host``."""
-    out = []
-    for ing in m.select("Ingress"):
-        for rule in dig(ing, "spec.rules", []) or []:
-            if rule.get("host") != host:
-                continue
-            for entry in dig(rule, "http.paths", []) or []:
-                if entry.get("pathType") == "Prefix" and str(entry.get("path", "")).rstrip("/") == path.rstrip("/"):
-                    out.append((ing, entry))
-    return out
 
 
 def all_routes(m: Manifest) -> list[str]:

@@ -18,7 +18,15 @@ import re
 import customer_facts as C
 import pytest
 
-from chartproof.manifest import container, container_running, dig, pod_spec, ref, same_quantity
+from chartproof.manifest import (
+    container,
+    container_running,
+    dig,
+    ingress_routes,
+    pod_spec,
+    ref,
+    same_quantity,
+)
 
 
 def _need_pools(customer: C.Customer) -> list[dict]:
@@ -575,7 +583,7 @@ def test_monitoring_route_is_on_the_customers_domain(monitoring_customer):
     if not c.get("grafana.ingress.enabled", True):
         pytest.skip(f"the customer routes /monitoring themselves ({c.said('grafana.ingress.enabled')})")
     m = c.manifest
-    routes = C.ingress_routes(m, domain, "/monitoring")
+    routes = ingress_routes(m, domain, "/monitoring")
     assert routes, f"{c.said('grafana.proxy.domain')}: MON-ROUTE-01 promises an Ingress routing {domain}/monitoring " \
                    f"(Prefix), routes rendered: {C.all_routes(m) or 'none'}"
     service = str(c.get("grafana.service.name", "grafana"))

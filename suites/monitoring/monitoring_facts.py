@@ -20,6 +20,7 @@ from chartproof.manifest import (
     decoded_secret,
     dig,
     env_map,
+    ingress_routes,
     pod_spec,
     ref,
     template_labels,
@@ -184,16 +185,7 @@ def yaml_documents_in(configmap: dict) -> list[Any]:
 
 def routes(m, host: str) -> list[tuple[dict, dict]]:
     """(Ingress, path) pairs that send `/monitoring` (Prefix) on `host` somewhere."""
-    out = []
-    for ing in m.select("Ingress"):
-        for rule in dig(ing, "spec.rules", []) or []:
-            if rule.get("host") != host:
-                continue
-            for path in dig(rule, "http.paths", []) or []:
-                # Kubernetes ignores a trailing slash of a Prefix path: /monitoring/ matches /monitoring too.
-                if path.get("pathType") == "Prefix" and str(path.get("path", "")).rstrip("/") == "/monitoring":
-                    out.append((ing, path))
-    return out
+    return ingress_routes(m, host, "/monitoring")
 
 
 def all_routes(m) -> list[str]:
