@@ -215,3 +215,37 @@ def test_checksum_file_formats():
     assert expected_sha256("def\n", "kube-apiserver") == "def"
     with pytest.raises(ToolchainError):
         expected_sha256("abc  other\nxyz  more\n", "mine")
+
+
+def _hello_source(directory: Path, greeting: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "go.mod").write_text("module chartproof.local/hello\n\ngo 1.22\n")
+    (directory / "main.go").write_text(
+        'package main\n\nimport (\n\t"fmt"\n\t"os"\n)\n\nvar version = "unset"\n\n'
+        'func main() {\n\tif len(os.Args) > 1 && os.Args[1] == "--version" {\n\t\tfmt.Println("hello", version)\n'
+        f'\t\treturn\n\t}}\n\tfmt.Println("{greeting}")\n}}\n')
+    return directory
+
+
+def test_tool_of_our_own_is_built_from_its_source_stamped_and_rebuilt_when_the_source_changes(tmp_path):
+    """A ``source`` pin: our own Go main package, built with its version stamped; the cache key carries the
+    source's digest, so an edited source is a new build while an unchanged one is a cache hit."""
+    import subprocess
+
+    source = _hello_source(tmp_path / "src" / "hello", "first")
+    pin = ToolPin(name="hello", version="v0.1.0-cp1", module="", package="", source=str(source))
+    tc = Toolchain(cache=tmp_path / "cache", pins={"hello": pin}, allow_download=False)
+    first = tc.path("hello")
+    assert subprocess.run([str(first)], capture_output=True, text=True).stdout.strip() == "first"
+    assert "v0.1.0-cp1" in subprocess.run([str(first), "--version"], capture_output=True, text=True).stdout
+    assert first.parent.name == f"v0.1.0-cp1-{pin.source_digest[:12]}"
+    assert tc.find("hello").source == "cache (build)"
+
+    _hello_source(source, "second")
+    from chartproof.toolchain.pins import source_digest
+    source_digest.cache_clear()
+    edited = Toolchain(cache=tmp_path / "cache", pins={"hello": pin}, allow_download=False)
+    assert edited.find("hello") is None, "an edited source must not resolve to the old build"
+    second = edited.path("hello")
+    assert second != first
+    assert subprocess.run([str(second)], capture_output=True, text=True).stdout.strip() == "second"

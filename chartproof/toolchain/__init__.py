@@ -64,7 +64,7 @@ class Toolchain:
 
     def cached_path(self, tool: str) -> Path:
         pin = self.pin(tool)
-        return self.cache / "tools" / tool / pin.version / tool
+        return self.cache / "tools" / tool / pin.cache_version / tool
 
     def explicit_path(self, tool: str) -> Path | None:
         value = self.explicit.get(tool) or os.environ.get(env_var(tool))
@@ -140,7 +140,7 @@ class Toolchain:
                 shutil.rmtree(staging, ignore_errors=True)
 
     def _fetch_or_build(self, members: list[ToolPin], staging: Path) -> tuple[dict[str, Path], str]:
-        if self.allow_download and all(p.download and p.checksum for p in members):
+        if self.allow_download and all(p.download and p.checksum and not p.source for p in members):
             binaries = {}
             try:
                 for pin in members:
@@ -155,12 +155,16 @@ class Toolchain:
         first = members[0]
         names = ", ".join(p.name for p in members)
         log_dir = self._ensure(self.cache / "logs")
-        log_path = log_dir / f"build-{first.build_group}-{first.version}.log"
-        workdir = self.cache / "build" / f"{first.build_group}-{first.version}"
+        log_path = log_dir / f"build-{first.build_group}-{first.cache_version}.log"
+        workdir = self.cache / "build" / f"{first.build_group}-{first.cache_version}"
+        origin = f"our source {first.source} with {first.module}" if first.source else first.module
         with open(log_path, "w") as log, Progress(
-            f"toolchain {names} {first.version}", f"build from {first.module}", every=15
+            f"toolchain {names} {first.version}", f"build from {origin}", every=15
         ) as progress:
-            binaries = gobuild.build_group(members, workdir, staging / "out", log, progress)
+            if first.source:
+                binaries = {first.name: gobuild.build_source(first, workdir, staging / "out", log, progress)}
+            else:
+                binaries = gobuild.build_group(members, workdir, staging / "out", log, progress)
         return binaries, "build"
 
     def _verify_version(self, pin: ToolPin, binary: Path) -> None:
@@ -184,6 +188,7 @@ class Toolchain:
         tmp.chmod(0o755)
         os.replace(tmp, final)  # atomic: a reader sees the old binary or the whole new one, never half
         meta = {"tool": pin.name, "version": pin.version, "source": source, "module": pin.module,
+                **({"source_digest": pin.source_digest} if pin.source else {}),
                 "obtained": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         final.with_name("meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 

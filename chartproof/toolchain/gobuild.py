@@ -9,6 +9,7 @@ unstamped Kubernetes component reports v0.0.0, which confuses kwokctl and kubect
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -173,6 +174,27 @@ def build_group(pins: list[ToolPin], workdir: Path, outdir: Path, log, progress:
     if len(pins) == 1:
         return {first.name: outdir / first.name}
     return {p.name: outdir / p.package.rstrip("/").rsplit("/", 1)[-1] for p in pins}
+
+
+def build_source(pin: ToolPin, workdir: Path, outdir: Path, log, progress: Progress) -> Path:
+    """Build a tool of our own (``source`` pin): a copy of its source directory, its committed go.mod and
+    go.sum, stamped with ``-X main.version=<pin version>`` plus the stamp flags of the module it links."""
+    source = pin.source_dir
+    if source is None or not (source / "go.mod").is_file():
+        raise ToolchainError(f"{pin.name}: its source directory {source} holds no go.mod")
+    shutil.rmtree(workdir, ignore_errors=True)
+    shutil.copytree(source, workdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    flags = ["-s", "-w", f"-X main.version={pin.version}"]
+    if pin.stamp and pin.module:
+        linked = pin.module_version or pin.version
+        progress.update(f"go mod download {pin.module}@{linked}")
+        info = module_info(pin.module, linked, log)
+        flags += stamp_ldflags(dataclasses.replace(pin, version=linked), info)
+    target = outdir / pin.name
+    _run_go(["build", "-trimpath", "-v", "-ldflags", " ".join(flags), "-o", str(target), "."], workdir, log, progress,
+            step="go build", pin=pin)
+    return target
 
 
 def _run_go(args: list[str], cwd: Path, log, progress: Progress, *, step: str, pin: ToolPin) -> None:
