@@ -12,25 +12,11 @@ import adaptive_facts as F
 import pytest
 
 import chartproof.incluster as ic
+from chartproof import secretkeys
 from chartproof.clusters.nodes import node_objects, parse_shape
-from chartproof.manifest import Manifest, all_containers, dig, env_map, ref
+from chartproof.manifest import Manifest, dig, ref
 from chartproof.paths import scenario
 
-ESO_STUB_CRDS = [
-    {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.external-secrets.io", "labels": {"app.kubernetes.io/managed-by": "chartproof"}},
-        "spec": {
-            "group": "external-secrets.io",
-            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower()},
-            "scope": "Namespaced",
-            "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
-        },
-    }
-    for kind, plural in (("SecretStore", "secretstores"), ("ExternalSecret", "externalsecrets"))
-]
 SMALL = {"limits": {"cpu": 4, "memory": "16Gi"}, "requests": {"cpu": 4, "memory": "16Gi"}}
 
 
@@ -69,19 +55,9 @@ def all_bound(cluster, namespace: str, prefix: str) -> bool:
 
 def dangling_secret_refs(cluster, namespace: str) -> list[str]:
     """secretKeyRefs and envFrom Secrets of the live pods that name no live Secret key."""
-    secrets = {dig(s, "metadata.name"): set((s.get("data") or {}) | (s.get("stringData") or {}))
-               for s in cluster.kubectl.items("secrets", namespace=namespace)}
-    out = []
-    for pod in cluster.kubectl.items("pods", namespace=namespace):
-        for item in all_containers(pod):
-            for var, value in env_map(item).items():
-                target = F.secret_ref(value)
-                if target and not dig(value, "secretKeyRef.optional") and target[1] not in secrets.get(target[0], set()):
-                    out.append(f"pod {dig(pod, 'metadata.name')}/{item.get('name')}: {var} <- {target[0]}/{target[1]}")
-            for name in F.env_from_secrets(item):
-                if name not in secrets:
-                    out.append(f"pod {dig(pod, 'metadata.name')}/{item.get('name')}: envFrom {name}")
-    return out
+    keys = secretkeys.secret_keys(cluster.kubectl.items("secrets", namespace=namespace))
+    reads = secretkeys.secret_reads(cluster.kubectl.items("pods", namespace=namespace))
+    return [r.describe() for r in secretkeys.dangling(reads, keys)]
 
 
 # -- one installation per scenario ---------------------------------------------------------------
@@ -134,27 +110,19 @@ def test_install_autoscaling_on(render, install_chart, cluster, namespace):
 @pytest.mark.contract("ADP-AUTOSCALE-02")
 @pytest.mark.cluster
 @pytest.mark.exclusive("keda")
-def test_install_autoscaling_on_with_keda_crds_already_on_the_cluster(install_chart, cluster, namespace, render):
-    """keda.crds.install=false: the CRDs are the cluster's; the ScaledObjects are ordinary release objects,
-    so `helm uninstall` removes them and leaves the CRDs alone."""
+def test_install_autoscaling_on_with_keda_crds_already_on_the_cluster(install_chart, cluster, namespace,
+                                                                     keda_crds_installed):
+    """keda.crds.install=false: the CRDs are the cluster's (KEDA's real ones, generated from its API types); the
+    ScaledObjects are ordinary release objects, so `helm uninstall` removes them and leaves the CRDs alone."""
     values = [F.pools("Pool-A"), {"autoscaling": {"enabled": True}}]
-    crds = [c for c in render(F.CHART, values).select("CustomResourceDefinition") if dig(c, "spec.group") == "keda.sh"]
-    assert crds, "autoscaling on: the chart ships no keda.sh CRD by default"
-    cluster.apply([{**crd, "metadata": {"name": dig(crd, "metadata.name"),
-                                        "labels": {"app.kubernetes.io/managed-by": "chartproof"}}} for crd in crds])
-    try:
-        cluster.wait_for(lambda: cluster.kubectl("get", "--raw", "/apis/keda.sh/v1alpha1", check=False),
-                         timeout=60, what="keda.sh API served")
-        rel = install_chart(F.CHART, values, {"keda.crds.install": False}, release=F.RELEASE)
-        live = rel.manifest
-        assert not live.select("CustomResourceDefinition", where=lambda c: dig(c, "spec.group") == "keda.sh"),             "keda.crds.install=false: the release still holds keda.sh CRDs"
-        assert live.select("ScaledObject", name=f"{F.HM}-dpl-pool-a"), "the ScaledObject must be a release object, not a hook"
-        rel.uninstall()
-        assert cluster.kubectl.exists("customresourcedefinition", "scaledobjects.keda.sh"),             "helm uninstall removed the cluster's own scaledobjects.keda.sh CRD"
-    finally:
-        for crd in crds:
-            cluster.kubectl("delete", "customresourcedefinition", dig(crd, "metadata.name"), "--ignore-not-found",
-                            check=False)
+    rel = install_chart(F.CHART, values, {"keda.crds.install": False}, release=F.RELEASE)
+    live = rel.manifest
+    assert not live.select("CustomResourceDefinition", where=lambda c: str(dig(c, "spec.group", "")).endswith("keda.sh")), \
+        "keda.crds.install=false: the release still holds KEDA CRDs"
+    assert live.select("ScaledObject", name=f"{F.HM}-dpl-pool-a"), "the ScaledObject must be a release object, not a hook"
+    rel.uninstall()
+    assert cluster.kubectl.exists("customresourcedefinition", "scaledobjects.keda.sh"), \
+        "helm uninstall removed the cluster's own scaledobjects.keda.sh CRD"
 
 
 @pytest.mark.contract("ADP-TB-06")
@@ -202,29 +170,19 @@ def test_install_azure_s3proxy(render, install_chart, cluster, namespace):
 
 @pytest.mark.contract("ADP-ESO-01")
 @pytest.mark.cluster
-@pytest.mark.exclusive("external-secrets-crds")
-def test_install_external_secrets(render, install_chart, cluster, namespace):
-    """ESO mode installs where the external-secrets.io/v1 API exists. The simulated cluster has no ESO: stub
-    CRDs are served for the test and the two Secrets ESO would write are created by hand."""
-    had_crds = cluster.kubectl.exists("customresourcedefinition", "externalsecrets.external-secrets.io")
-    if not had_crds:
-        cluster.kubectl.apply(ESO_STUB_CRDS)
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                        "crd/externalsecrets.external-secrets.io", "crd/secretstores.external-secrets.io")
-    try:
-        if cluster.simulated:
-            for name in (F.CP_SECRET, F.HM_SECRET):
-                cluster.kubectl("create", "secret", "generic", name, "-n", namespace, "--from-literal=placeholder=1")
-        rel = install_scenario(render, install_chart, "external-secrets")
-        rel.wait_ready()
-        for kind, name in (("externalsecrets.external-secrets.io", F.CP_EXT), ("externalsecrets.external-secrets.io", F.HM_EXT),
-                           ("secretstores.external-secrets.io", F.STORE)):
-            assert cluster.kubectl.exists(kind, name, namespace), f"no live {kind} {name}"
-        rel.uninstall()
-    finally:
-        if not had_crds:
-            cluster.kubectl("delete", "crd", "externalsecrets.external-secrets.io", "secretstores.external-secrets.io",
-                            "--ignore-not-found", "--wait=false", check=False)
+def test_install_external_secrets(render, install_chart, cluster, namespace, external_secrets):
+    """ESO mode installs where the external-secrets.io/v1 API exists: the real CRDs of the pinned External
+    Secrets release (generated from its API types) accept the scenario's SecretStore and both ExternalSecrets,
+    and its controller takes them up (it reports their state)."""
+    rel = install_scenario(render, install_chart, "external-secrets")
+    rel.wait_ready()
+    for kind, name in (("externalsecrets.external-secrets.io", F.CP_EXT), ("externalsecrets.external-secrets.io", F.HM_EXT),
+                       ("secretstores.external-secrets.io", F.STORE)):
+        assert cluster.kubectl.exists(kind, name, namespace), f"no live {kind} {name}"
+    cluster.wait_for(lambda: dig(cluster.kubectl.get_json("secretstores.external-secrets.io", F.STORE, namespace=namespace),
+                                 "status.conditions"), timeout=60,
+                     what=f"the External Secrets controller's status on SecretStore {F.STORE}")
+    rel.uninstall()
 
 
 # -- [C] behaviours --------------------------------------------------------------------------------

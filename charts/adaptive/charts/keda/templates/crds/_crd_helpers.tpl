@@ -1,4 +1,4 @@
-{{/* Shared schema pieces of the keda.sh CRDs. */}}
+{{/* Metadata of the keda.sh CRDs: (list $root "<controller-gen version>"). Their specs are generated. */}}
 {{- define "keda.crd.meta" -}}
 {{- $root := index . 0 -}}
 labels:
@@ -6,39 +6,8 @@ labels:
   app.kubernetes.io/component: operator
   app.kubernetes.io/name: keda-operator
 annotations:
-  controller-gen.kubebuilder.io/version: v0.15.0
+  controller-gen.kubebuilder.io/version: {{ index . 1 | quote }}
   {{- with $root.Values.crds.additionalAnnotations }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
-{{- end -}}
-
-{{- define "keda.crd.triggers" -}}
-type: array
-items:
-  type: object
-  required:
-    - type
-    - metadata
-  properties:
-    type:
-      type: string
-    name:
-      type: string
-    metricType:
-      type: string
-    useCachedMetrics:
-      type: boolean
-    metadata:
-      type: object
-      additionalProperties:
-        type: string
-    authenticationRef:
-      type: object
-      required:
-        - name
-      properties:
-        name:
-          type: string
-        kind:
-          type: string
 {{- end -}}
