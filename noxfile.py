@@ -112,3 +112,13 @@ def selfcheck(session: nox.Session) -> None:
     # Live runs share one worker (--dist loadgroup) while the render runs use the others.
     session.run("pytest", "tests/selfcheck", "-p", "no:cacheprovider", *(_workers() or ["-n", "2"]),
                 "--dist", "loadgroup", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def matrix(session: nox.Session) -> None:
+    """The versions the READMEs promise: the suites on helm 3.8.2 and the current helm, each on a Kubernetes 1.26
+    and a current embedded control plane, one report per cell and one matrix report
+    (`nox -s matrix -- --cells 3.8:1.26 current:current -- -k packaging`)."""
+    _install(session)
+    _toolchain(session)
+    session.run("python", "-m", "chartproof.matrix", *session.posargs)

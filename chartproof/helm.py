@@ -15,11 +15,13 @@ from typing import Any
 
 import yaml
 
+from chartproof import render_server
 from chartproof.charts import ChartCatalog, ChartRef, PulledChart, helm_repositories, helm_user_paths
 from chartproof.errors import BadValuesError, ChartNotFoundError, RenderError
 from chartproof.manifest import Manifest
 from chartproof.oci import is_loopback_registry
 from chartproof.redaction import REDACTOR, Redactor
+from chartproof.render_server import tree_stamp
 
 _SET_KEY = re.compile(r"^[A-Za-z0-9_.\[\]\\/-]+$")
 
@@ -104,7 +106,7 @@ def load_values_file(path: Path) -> dict:
 
 class Helm:
     def __init__(self, binary: Path, catalog: ChartCatalog, *, workdir: Path, kubeconfig: Path | None = None,
-                 context: str | None = None, redactor: Redactor = REDACTOR):
+                 context: str | None = None, redactor: Redactor = REDACTOR, render_cache: Path | None = None):
         self.binary = Path(binary)
         self.catalog = catalog
         self.workdir = Path(workdir)
@@ -112,6 +114,8 @@ class Helm:
         self.context = context
         self.redactor = redactor
         self._renders: dict[str, Manifest] = {}
+        # Renders shared by every process of the run that uses this folder (see chartproof.render_server).
+        self.render_cache = Path(render_cache) if render_cache else self.workdir / "render-cache"
 
     # -- plumbing --------------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -242,15 +246,25 @@ class Helm:
         if kube_version:
             cmd += ["--kube-version", kube_version]
         cmd += list(args)
-        key = json.dumps([cmd, [_digest(p) for p in cmd if p.endswith((".yaml", ".yml"))], _tree_stamp(directory)])
+        key = json.dumps([cmd, [_digest(p) for p in cmd if p.endswith((".yaml", ".yml"))], tree_stamp(directory)])
         if key in self._renders:
             return self._renders[key]
-        result = self.run(*cmd)
+        result = self._render(cmd)
         if not result.ok:
             raise RenderError(self.redactor(result.error))
         manifest = Manifest(result.stdout)
         self._renders[key] = manifest
         return manifest
+
+    def _render(self, cmd: list[str]) -> HelmResult:
+        """``helm template``'s result: from the long-lived renderer and the run's render cache by default,
+        from a helm process with ``CHARTPROOF_RENDERER=helm`` (or when the renderer cannot serve)."""
+        if render_server.choice() != "helm":
+            rendered = render_server.CLIENT.template(cmd, env=self.env(), cache_dir=self.render_cache,
+                                                     log_path=self.workdir / "chartproof-render.log")
+            if rendered is not None:
+                return HelmResult(cmd, rendered.exit, rendered.stdout, self.redactor(rendered.stderr))
+        return self.run(*cmd)
 
     def lint(self, chart: str | Path, values: Any = (), set: dict[str, Any] | None = None, *, strict: bool = False,
              args: tuple[str, ...] | list[str] = ()) -> HelmResult:
@@ -293,20 +307,6 @@ class Helm:
 def _default_release(chart: str | Path) -> str:
     name = Path(str(chart)).name
     return {"hyperpod": "dependencies"}.get(name, name)
-
-
-def _tree_stamp(directory: Path) -> str:
-    """A cheap fingerprint of a chart directory (paths, sizes, mtimes): an edited chart is rendered anew."""
-    entries = []
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        for name in sorted(files):
-            try:
-                stat = os.stat(os.path.join(root, name))
-            except OSError:
-                continue
-            entries.append(f"{os.path.relpath(os.path.join(root, name), directory)}:{stat.st_size}:{stat.st_mtime_ns}")
-    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
 def _digest(path: str) -> str:

@@ -59,9 +59,9 @@ class RunCluster(ExistingCluster):
 
 
 @pytest.fixture(scope="module")
-def kube_config(cluster: Cluster) -> str:
+def kube_config(run_cluster: Cluster) -> str:
     """The kubeconfig file of the run's cluster, its current context the run's (pytest-helm-charts' fixture)."""
-    return str(single_context_kubeconfig(cluster.kubeconfig, cluster.context))
+    return str(single_context_kubeconfig(run_cluster.kubeconfig, run_cluster.context))
 
 
 @pytest.fixture(scope="module")

@@ -127,10 +127,10 @@ def keda_crds_on(cluster, toolchain, timeout: float = 60):
     finally:
         if created:
             # Waited for: the next test on this cluster may install the chart's own copies of these CRDs.
-            print("DBG-DELETE", created, cluster.kubectl("delete", "customresourcedefinition", *created, "--ignore-not-found", "--wait=false",
-                            check=False))
+            cluster.kubectl("delete", "customresourcedefinition", *created, "--ignore-not-found", "--wait=false",
+                            check=False)
             cluster.wait_for(lambda: not any(cluster.kubectl.exists("customresourcedefinition", name) for name in created),
-                             timeout=timeout, what=f"KEDA's CRDs {', '.join(created)} to go")
+                             timeout=2 * timeout, what=f"KEDA's CRDs {', '.join(created)} to go")
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from chartproof import chart_testing, diagnostics, verdicts
+from chartproof.capabilities import capabilities, parse_needs, unmet
+from chartproof.clusters.pool import pool_size
 from chartproof.errors import ChartproofError, ProviderUnavailableError, RenderError, UsageError
 from chartproof.helm import Helm, load_values_file
 from chartproof.kube import MANAGED_BY
@@ -28,8 +30,9 @@ from chartproof.redaction import REDACTOR
 from chartproof.releases import Release
 from chartproof.reports import ReportWriter
 from chartproof.run import RUN_LABEL, Run, RunOptions
+from chartproof.versions import HELM_VERSION_ENV, KUBE_VERSION_ENV
 
-CLUSTER_FIXTURES = {"cluster", "namespace", "install_chart"}
+CLUSTER_FIXTURES = {"cluster", "run_cluster", "namespace", "install_chart"}
 _RUN_KEY = pytest.StashKey[Run]()
 _REPORT_KEY = pytest.StashKey[ReportWriter]()
 _CONFIG_ERROR_KEY = pytest.StashKey[ChartproofError]()
@@ -67,6 +70,10 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
          help="the one kubeconfig file of --chartproof-cluster existing (default: $KUBECONFIG, a list kubectl "
               "merges, else ~/.kube/config)")
     _add(group, "keep-cluster", action="store_true", help="keep the cluster after the run, for debugging")
+    _add(group, "pool-size", default=os.environ.get("CHARTPROOF_POOL_SIZE"), metavar="N",
+         help="embedded clusters lent to exclusive tests, one test at a time, so they run side by side "
+              "(default: one per xdist worker, at most one per core; 0: they take turns on the run's cluster; "
+              "also CHARTPROOF_POOL_SIZE)")
     group.addoption("--chart", action="append", default=[], metavar="NAME=REF",
                     help="the build of a chart to test, named as helm names it: a directory, a .tgz, "
                          "oci://HOST/PATH/CHART:TAG, oci://HOST/PATH/CHART@sha256:DIGEST, oci://HOST/PATH/CHART "
@@ -77,6 +84,12 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
               "(a REPO/CHART without one: the repository's latest)")
     _add(group, "values", action="append", default=[], metavar="CHART=FILE", dest="customer_values",
          help="a customer's values file for a chart; suites/customer installs each one (repeatable)")
+    _add(group, "helm", default=os.environ.get(HELM_VERSION_ENV) or None, metavar="MINOR", dest="chartproof_helm_version",
+         help="run every helm call with the pinned helm of this minor, e.g. 3.8 (also CHARTPROOF_HELM_VERSION; "
+              "default: the current helm)")
+    _add(group, "kube-version", default=os.environ.get(KUBE_VERSION_ENV) or None, metavar="MINOR",
+         help="start the embedded control plane at this pinned Kubernetes minor, e.g. 1.26 "
+              "(also CHARTPROOF_KUBE_VERSION; default: the current pins)")
     _add(group, "tool", action="append", default=[], metavar="TOOL=PATH",
          help="use this binary instead of the pinned one (also CHARTPROOF_<TOOL>=PATH)")
     _add(group, "allow-kube-system", action="store_true",
@@ -137,7 +150,28 @@ def _options(config: pytest.Config) -> RunOptions:
         tools=RunOptions.parse_pairs(config.getoption("chartproof_tool"), "--tool"),
         customer_values=RunOptions.parse_list(config.getoption("customer_values"), "--values"),
         report_dir=report_dir,
+        helm_version=config.getoption("chartproof_helm_version"),
+        kube_version=config.getoption("chartproof_kube_version"),
+        pool_size=_pool_size(config),
     )
+
+
+def _pool_size(config: pytest.Config) -> int:
+    """--chartproof-pool-size, else one cluster per xdist worker of the run (none without workers), capped at
+    the machine's cores."""
+    text = config.getoption("chartproof_pool_size")
+    try:
+        requested = None if text in (None, "") else int(text)
+    except ValueError:
+        raise UsageError(f"bad --chartproof-pool-size '{text}': expected a number of clusters (0: no pool)") from None
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")  # set in each worker
+    if workers is None:
+        workers = config.getoption("numprocesses", None) if config.pluginmanager.hasplugin("xdist") else None
+    try:
+        count = int(workers or 0)
+    except (TypeError, ValueError):  # a spelling xdist has not resolved to a number
+        count = 0
+    return pool_size(requested, count)
 
 
 def _run_id(text: str | None) -> str | None:
@@ -184,13 +218,18 @@ def _helm_charts_kubeconfig(config: pytest.Config) -> str | None:
 @pytest.hookimpl(tryfirst=True)  # before junitxml's, which reads the --junitxml we default
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cluster: needs a Kubernetes cluster (deselect with -m 'not cluster')")
-    config.addinivalue_line("markers", "real_cluster(reason): needs real nodes, GPUs or cloud services; "
-                                       "skipped on simulated clusters")
-    config.addinivalue_line("markers", "exclusive(name): never runs at the same time as another test holding the same name")
+    config.addinivalue_line("markers", "real_cluster(reason, needs='services'): needs what simulated nodes lack: "
+                                       "'containers' (kind or real nodes), 'gpus' (real accelerators), 'services' "
+                                       "(a provisioned cluster's storage, ingress, images); skipped, naming it, elsewhere")
+    config.addinivalue_line("markers", "exclusive(name): needs a cluster to itself (cluster-scoped objects, kube-system): "
+                                       "on the embedded provider it gets a cluster of the run's pool; elsewhere it never "
+                                       "runs at the same time as another test holding the same name")
     config.addinivalue_line("markers", "contract(*ids, extension=False): the contract behaviours a test proves "
                                        "(extension=True: only their inferred parts, not README promises)")
     if not config.pluginmanager.has_plugin("chartproof-redaction"):
         config.pluginmanager.register(_Redaction(), "chartproof-redaction")
+    config.pluginmanager.import_plugin("chartproof.operator_fixtures")  # real operators: external_secrets, ...
+    config.pluginmanager.import_plugin("chartproof.keda_fixtures")  # KEDA: its generated CRDs on a cluster
     workerinput = getattr(config, "workerinput", None)
     try:
         options = _options(config)
@@ -296,10 +335,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if marker is not None:
         run = item.config.stash[_RUN_KEY]
         reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "needs a real cluster")
-        if run.options.cluster in ("embedded", "kind"):
-            pytest.skip(f"needs a real GPU cluster ({run.options.cluster} is simulated): {reason}")
-        if run.cluster().simulated:  # an existing cluster whose nodes are all kwok's
-            pytest.skip(f"needs a real GPU cluster (the nodes of {run.cluster().name} are simulated): {reason}")
+        try:
+            needs = parse_needs(marker.kwargs.get("needs"))
+        except ValueError as err:
+            raise pytest.UsageError(f"{item.nodeid}: {err}") from None
+        if run.options.cluster == "embedded":  # simulated nodes only: known without starting a cluster
+            pytest.skip(f"{unmet('embedded', set(), needs)}: {reason}")
+        cluster = run.cluster()
+        missing = unmet(cluster.name, capabilities(cluster), needs)  # read from the nodes, not the provider's name
+        if missing:
+            pytest.skip(f"{missing}: {reason}")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -382,11 +427,11 @@ def chartproof_run(pytestconfig: pytest.Config) -> Run:
     return pytestconfig.stash[_RUN_KEY]
 
 
-@pytest.fixture(scope="session")
-def helm(chartproof_run: Run) -> Helm:
-    """The pinned helm; once a test asked for the cluster it also talks to that cluster."""
+@pytest.fixture
+def helm(_exclusive, chartproof_run: Run) -> Helm:
+    """The pinned helm; it talks to the test's cluster (the pool's one it holds, else the run's, once started)."""
     try:
-        return chartproof_run.helm
+        return chartproof_run.helm_for(_exclusive)
     except ChartproofError as err:
         _fail_fast(err)
 
@@ -439,13 +484,23 @@ def render(helm: Helm) -> Renderer:
 
 
 @pytest.fixture(scope="session")
-def cluster(chartproof_run: Run):
+def run_cluster(chartproof_run: Run):
+    """The run's shared cluster, started on first use: what fixtures wider than one test build on."""
     try:
         return chartproof_run.cluster()
     except ProviderUnavailableError as err:
         pytest.skip(err.message)
     except ChartproofError as err:
         _fail_fast(err)
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest, _exclusive):
+    """The cluster this test runs on: the pool's cluster it holds (an ``exclusive`` test on the embedded
+    provider), else the run's shared cluster."""
+    if _exclusive is not None:
+        return _exclusive
+    return request.getfixturevalue("run_cluster")
 
 
 def _failed(request: pytest.FixtureRequest) -> bool:
@@ -457,19 +512,24 @@ def _diagnostics_dir(run: Run, request: pytest.FixtureRequest, namespace: str) -
     return run.report_dir / "diagnostics" / diagnostics.folder_of(request.node.nodeid) / namespace
 
 
+def _on_cluster(cluster, summary: str) -> str:
+    """A diagnostics summary that names the cluster it was read from (a run may lend several)."""
+    return f"cluster {cluster.name} ({cluster.provider}): {summary}"
+
+
 @pytest.fixture
-def namespace(request: pytest.FixtureRequest, cluster, chartproof_run: Run):
+def namespace(request: pytest.FixtureRequest, cluster, helm: Helm, chartproof_run: Run):
     """A fresh namespace for this test, labelled as ours; diagnostics are collected if the test failed."""
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"cp-{base}-{secrets.token_hex(2)}"
     cluster.apply({"apiVersion": "v1", "kind": "Namespace",
                    "metadata": {"name": name, "labels": {**MANAGED_BY, RUN_LABEL: chartproof_run.run_id}}})
-    chartproof_run.note("namespace", namespace=name)
+    chartproof_run.note("namespace", namespace=name, cluster=cluster.name)
     yield name
     where = _diagnostics_dir(chartproof_run, request, name)
     if _failed(request) and not (where / "describe.txt").exists():  # install_chart collected them before uninstalling
-        summary = diagnostics.collect(cluster.kubectl, name, where, helm=chartproof_run.helm)
-        request.node.add_report_section("teardown", "chartproof diagnostics", summary)
+        summary = diagnostics.collect(cluster.kubectl, name, where, helm=helm)
+        request.node.add_report_section("teardown", "chartproof diagnostics", _on_cluster(cluster, summary))
     cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 
 
@@ -486,14 +546,14 @@ def install_chart(request: pytest.FixtureRequest, cluster, chartproof_run: Run, 
             pytest.skip("installs into kube-system, which on a cluster Chartproof did not create needs --allow-kube-system "
                         "(Chartproof otherwise changes only the namespaces it creates and labels)")
         name = release or Path(str(chart)).name.replace("hyperpod", "dependencies")
-        chartproof_run.note("installing", release=name, namespace=ns)
+        chartproof_run.note("installing", release=name, namespace=ns, cluster=cluster.name)
         result = helm.install(chart, name, ns, values, set, timeout=timeout, args=args)
         if not result.ok:
             # A failed install can still leave a release record: make sure nothing stays behind.
             if any(r.get("name") == name for r in helm.releases(ns)):
                 Release(helm, cluster, chart, name, ns, run=chartproof_run).uninstall(check=False)
             raise RenderError(result.error)
-        chartproof_run.note("installed", release=name, namespace=ns)
+        chartproof_run.note("installed", release=name, namespace=ns, cluster=cluster.name)
         rel = Release(helm, cluster, chart, name, ns, run=chartproof_run)
         releases.append(rel)
         if wait:
@@ -507,7 +567,7 @@ def install_chart(request: pytest.FixtureRequest, cluster, chartproof_run: Run, 
             summary = diagnostics.collect(cluster.kubectl, rel.namespace,
                                           _diagnostics_dir(chartproof_run, request, rel.namespace),
                                           helm=helm, releases=[(rel.name, rel.namespace)])
-            request.node.add_report_section("teardown", f"chartproof diagnostics ({rel.name})", summary)
+            request.node.add_report_section("teardown", f"chartproof diagnostics ({rel.name})", _on_cluster(cluster, summary))
         try:
             leftovers = rel.uninstall(timeout=120, check=False)
         except RenderError as err:  # helm's uninstall failed; what it left was removed all the same
@@ -516,15 +576,35 @@ def install_chart(request: pytest.FixtureRequest, cluster, chartproof_run: Run, 
         if leftovers:
             request.node.add_report_section("teardown", f"chartproof cleanup ({rel.name})",
                                             "removed after uninstall left them behind: " + ", ".join(leftovers))
-        chartproof_run.note("uninstalled", release=rel.name, namespace=rel.namespace)
+        chartproof_run.note("uninstalled", release=rel.name, namespace=rel.namespace, cluster=cluster.name)
 
 
 @pytest.fixture(autouse=True)
 def _exclusive(request: pytest.FixtureRequest):
+    """What ``@pytest.mark.exclusive(name)`` gives a test. On the embedded provider with a pool (the default
+    under xdist), a cluster lent to this test alone for its setup, call and teardown, yielded here and seen
+    through ``cluster``, ``helm``, ``namespace`` and ``install_chart``; handed back when the test is done,
+    and lent again only if no helm release is left on it. Otherwise (``existing``, ``kind``, a pool of 0,
+    a test without a cluster) the run-wide lock of that name on the run's cluster. Yields None then."""
     marker = request.node.get_closest_marker("exclusive")
     if marker is None:
-        yield
+        yield None
         return
-    run = request.config.stash[_RUN_KEY]
-    with run.lock(f"exclusive-{marker.args[0] if marker.args else 'default'}"):
-        yield
+    run: Run = request.config.stash[_RUN_KEY]
+    pool = run.pool
+    if pool is None or "cluster" not in request.fixturenames:
+        with run.lock(f"exclusive-{marker.args[0] if marker.args else 'default'}"):
+            yield None
+        return
+    try:
+        own = pool.acquire(request.node.nodeid)
+    except ProviderUnavailableError as err:
+        pytest.skip(err.message)
+    except ChartproofError as err:
+        _fail_fast(err)
+    request.node.user_properties.append(("chartproof_cluster", own.name))
+    try:
+        yield own
+    finally:
+        clean, why = run.clean_for_reuse(own)
+        pool.release(own, clean=clean, why=why)

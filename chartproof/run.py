@@ -1,9 +1,12 @@
-"""One test run: its options, its private work directory, and the cluster it brings up lazily and shares
-with every pytest-xdist worker (the first worker that needs it starts it under a file lock; the
-controller process tears it down at the very end, on failure and on Ctrl-C too)."""
+"""One test run: its options, its private work directory, the cluster it brings up lazily and shares
+with every pytest-xdist worker (the first worker that needs it starts it under a file lock), and, on the
+embedded provider, the pool of clusters lent to tests that need one of their own
+(``chartproof.clusters.pool``). The controller process tears them all down at the very end, on failure
+and on Ctrl-C too."""
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import json
 import os
@@ -18,12 +21,14 @@ from pathlib import Path
 from chartproof.charts import ChartCatalog
 from chartproof.clusters import Cluster, ClusterRecord, provider_for
 from chartproof.clusters.existing import detect_simulated
+from chartproof.clusters.pool import ClusterPool
 from chartproof.errors import ChartproofError, UsageError
 from chartproof.helm import Helm, load_values_file
 from chartproof.kube import KubectlError
 from chartproof.paths import REPORTS
 from chartproof.redaction import REDACTOR
 from chartproof.toolchain import Toolchain
+from chartproof.versions import control_plane_pins, helm_pin
 
 RUN_LABEL = "chartproof.dev/run"
 
@@ -40,6 +45,9 @@ class RunOptions:
     tools: dict[str, str] = field(default_factory=dict)
     customer_values: list[tuple[str, str]] = field(default_factory=list)
     report_dir: str = str(REPORTS)
+    helm_version: str | None = None  # --chartproof-helm MINOR: the pin helm-MINOR for every helm call (versions.py)
+    kube_version: str | None = None  # --chartproof-kube-version MINOR: the embedded control plane's Kubernetes
+    pool_size: int = 0  # embedded clusters lent to exclusive tests (0: they share the run's cluster, one at a time)
 
     @staticmethod
     def parse_pairs(items: list[str] | None, what: str) -> dict[str, str]:
@@ -71,7 +79,9 @@ class Run:
         self.catalog = ChartCatalog(options.charts, workdir=proc_dir, pull=lambda ref, dest: self.helm.pull(ref, dest),
                                     versions=options.chart_versions)
         self._helm: Helm | None = None
+        self._helms: dict[str, Helm] = {}
         self._cluster: Cluster | None = None
+        self._pool: ClusterPool | None = None
         self.redactor = REDACTOR
 
     # -- validation (before any test) -------------------------------------------------------------------
@@ -85,6 +95,11 @@ class Run:
         for chart, path in self.options.customer_values:
             self.catalog.ref(chart)  # unknown chart name: exit 4
             self.redactor.add_values(load_values_file(Path(path)))  # unreadable or malformed: exit 3
+        helm_pin(self.toolchain.pins, self.options.helm_version)  # a helm or Kubernetes that is not pinned: exit 2
+        if self.options.kube_version and self.options.cluster != "embedded":
+            raise UsageError(f"--chartproof-kube-version chooses the embedded control plane's version; "
+                             f"the {self.options.cluster} cluster's is its own")
+        control_plane_pins(self.toolchain.pins, self.options.kube_version)
         if self.options.cluster not in ("embedded", "kind", "existing"):
             raise UsageError(f"unknown --cluster '{self.options.cluster}'; choose embedded, kind or existing")
         if self.options.cluster == "existing":
@@ -98,12 +113,25 @@ class Run:
     @property
     def helm(self) -> Helm:
         if self._helm is None:
-            self._helm = Helm(self.toolchain.path("helm"), self.catalog, workdir=self.run_dir / f"proc-{os.getpid()}")
+            helm = self.toolchain.path(helm_pin(self.toolchain.pins, self.options.helm_version))
+            self._helm = Helm(helm, self.catalog, workdir=self.run_dir / f"proc-{os.getpid()}")
         return self._helm
+
+    def helm_for(self, cluster: Cluster | None) -> Helm:
+        """The run's helm, driven against ``cluster`` (a cluster of the pool); the run's own for None.
+        Renders stay shared: a copy differs only in the cluster it talks to."""
+        if cluster is None:
+            return self.helm
+        if cluster.name not in self._helms:
+            bound = copy.copy(self.helm)
+            bound.kubeconfig, bound.context = cluster.kubeconfig, cluster.context
+            self._helms[cluster.name] = bound
+        return self._helms[cluster.name]
 
     def provider(self):
         return provider_for(self.options.cluster, toolchain=self.toolchain,
-                            kubeconfig=self.options.kubeconfig, context=self.options.kube_context)
+                            kubeconfig=self.options.kubeconfig, context=self.options.kube_context,
+                            kube_version=self.options.kube_version)
 
     @contextmanager
     def lock(self, name: str):
@@ -156,11 +184,43 @@ class Run:
         self.helm.context = cluster.context
         return cluster
 
+    def _cluster_pool(self) -> ClusterPool:
+        if self._pool is None:
+            size = self.options.pool_size if self.options.cluster == "embedded" else 0
+            self._pool = ClusterPool(self.run_dir, self.lock, self.provider(), size=size, shape=self.options.nodes,
+                                     owner=self.run_id, owner_pid=self.controller_pid)
+        return self._pool
+
+    @property
+    def pool(self) -> ClusterPool | None:
+        """The run's cluster pool: embedded provider with a pool size above 0, else None (exclusive tests then
+        take the name lock on the run's cluster)."""
+        pool = self._cluster_pool()
+        return pool if pool.size > 0 else None
+
+    def clean_for_reuse(self, cluster: Cluster) -> tuple[bool, str]:
+        """Whether a pool cluster can be lent again (no helm release left on it in any namespace), and why not."""
+        try:
+            left = [f"{r.get('name')} in {r.get('namespace')}" for r in self.helm_for(cluster).releases()]
+        except ChartproofError as err:
+            return False, f"helm list failed: {err.message}"
+        return not left, ("releases left: " + ", ".join(left)) if left else ""
+
     def cluster_info(self) -> dict | None:
+        """The report's cluster: the run's shared one (else the pool's first), with the pool's clusters and
+        the tests each one was lent to under ``pool``."""
+        info = None
         if self.cluster_state.is_file():
             data = json.loads(self.cluster_state.read_text())
-            return data.get("info") or {"error": data.get("error")}
-        return None
+            info = data.get("info") or {"error": data.get("error")}
+        pool = self._cluster_pool()
+        lent = pool.lent() if pool.state_file.is_file() else []
+        if lent:
+            info = dict(info or pool.info() or {"provider": self.options.cluster})
+            info["pool"] = lent
+        elif info is None and pool.state_file.is_file() and pool.error():
+            info = {"error": pool.error()}
+        return info
 
     # -- bookkeeping of what the run created ----------------------------------------------------------
     def note(self, what: str, **fields) -> None:
@@ -171,9 +231,12 @@ class Run:
         path = self.run_dir / "ledger.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
-    def open_releases(self) -> list[tuple[str, str]]:
+    def open_releases(self, cluster: str | None = None) -> list[tuple[str, str]]:
+        """(release, namespace) installed and not uninstalled, on ``cluster`` (by name) when given."""
         open_: dict[tuple[str, str], bool] = {}
         for entry in self.ledger():
+            if cluster is not None and entry.get("cluster", cluster) != cluster:
+                continue
             key = (entry.get("release", ""), entry.get("namespace", ""))
             if entry["what"] == "installed":
                 open_[key] = True
@@ -183,8 +246,13 @@ class Run:
 
     # -- the end -----------------------------------------------------------------------------------------
     def finish(self) -> list[str]:
-        """Controller only: remove what the run left, then the cluster (unless kept). Returns notes."""
+        """Controller only: stop the pool's clusters, remove what the run left, then the cluster (unless kept).
+        Returns notes."""
         notes: list[str] = []
+        try:
+            notes += self._cluster_pool().close(keep=self.options.keep_cluster)
+        except ChartproofError as err:
+            notes.append(err.one_line())
         if not self.cluster_state.is_file():
             shutil.rmtree(self.run_dir, ignore_errors=True)
             return notes
@@ -209,7 +277,7 @@ class Run:
 
     def _clean_leftovers(self, cluster: Cluster) -> list[str]:
         notes = []
-        for release, namespace in self.open_releases():
+        for release, namespace in self.open_releases(cluster.name):
             self.helm.uninstall(release, namespace, wait=True, timeout=120)
             notes.append(f"uninstalled leftover release {release} in {namespace}")
         try:

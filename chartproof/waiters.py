@@ -4,8 +4,9 @@ stopping early, with the reason, when an object has clearly failed."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from chartproof.kube import Kubectl, wait_for
+from chartproof.kube import ALL_NAMESPACES, Kubectl, wait_for
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 
@@ -48,8 +49,13 @@ def workload_ready(obj: dict) -> tuple[bool, str]:
 
 def pending_reasons(kubectl: Kubectl, namespace: str | None) -> list[str]:
     """For each unscheduled pod, the scheduler's own message (e.g. ``Insufficient nvidia.com/gpu``)."""
+    return pending_among(kubectl.items("pods", namespace=namespace, all_namespaces=namespace is None))
+
+
+def pending_among(pods: list[dict]) -> list[str]:
+    """``pending_reasons`` of pods already read."""
     reasons = []
-    for pod in kubectl.items("pods", namespace=namespace, all_namespaces=namespace is None):
+    for pod in pods:
         for cond in (pod.get("status") or {}).get("conditions") or []:
             if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
                 reasons.append(f"pod {pod['metadata']['name']}: {cond.get('message') or cond.get('reason')}")
@@ -68,9 +74,18 @@ def hopeless(kubectl: Kubectl, namespace: str | None, first_seen: dict[str, floa
              fixed_nodes: bool = False) -> str | None:
     """Why the pods of ``namespace`` will not become ready by waiting, or None while they still might.
     ``fixed_nodes``: no autoscaler can add a node, so a pod that stays unschedulable is hopeless too."""
+    every = namespace is None
+    return hopeless_among(lambda: kubectl.items("pods", namespace=namespace, all_namespaces=every),
+                          lambda: kubectl.items("jobs", namespace=namespace, all_namespaces=every),
+                          first_seen, fixed_nodes=fixed_nodes)
+
+
+def hopeless_among(pods: Callable[[], list[dict]], jobs: Callable[[], list[dict]],
+                   first_seen: dict[str, float] | None = None, *, fixed_nodes: bool = False) -> str | None:
+    """``hopeless`` of the pods and Jobs these read (the Jobs are read only when no pod is hopeless)."""
     first_seen = first_seen if first_seen is not None else {}
     now = time.monotonic()
-    for pod in kubectl.items("pods", namespace=namespace, all_namespaces=namespace is None):
+    for pod in pods():
         name = pod["metadata"]["name"]
         if fixed_nodes:
             unschedulable = next((c for c in (pod.get("status") or {}).get("conditions") or []
@@ -94,7 +109,7 @@ def hopeless(kubectl: Kubectl, namespace: str | None, first_seen: dict[str, floa
                 since = first_seen.setdefault(f"{name}/{status.get('name')}", now)
                 if now - since >= STUCK_AFTER_S:
                     return detail
-    for job in kubectl.items("jobs", namespace=namespace, all_namespaces=namespace is None):
+    for job in jobs():
         for cond in (job.get("status") or {}).get("conditions") or []:
             if cond.get("type") == "Failed" and cond.get("status") == "True":
                 return f"Job {job['metadata']['name']} failed: {cond.get('reason')}: {cond.get('message', '')[:200]}"
@@ -103,40 +118,49 @@ def hopeless(kubectl: Kubectl, namespace: str | None, first_seen: dict[str, floa
 
 def wait_ready(kubectl: Kubectl, *, namespace: str | None = None, objects: list[tuple[str, str, str | None]] | None = None,
                timeout: float = 180, fixed_nodes: bool = False) -> None:
-    """Wait until the given (kind, name, namespace) objects, or every workload of ``namespace``, are ready."""
+    """Wait until the given (kind, name, namespace) objects, or every workload of ``namespace``, are ready.
 
-    def targets() -> list[dict]:
-        if objects is not None:
-            return [kubectl.get_json(kind, name, namespace=ns) for kind, name, ns in objects]
-        found = []
-        for kind in WORKLOAD_KINDS:
-            found += [dict(item, kind=kind) for item in kubectl.items(kind.lower() + "s", namespace=namespace)]
-        return found
+    The objects are looked at through one list-and-watch per kind and namespace (``Kubectl.watches``):
+    each change is evaluated when it arrives, and every half second regardless (the time-based rules:
+    UNSCHEDULABLE_AFTER_S, STUCK_AFTER_S)."""
+    with kubectl.watches() as watches:
 
-    def unready() -> list[str]:
-        out = []
-        for obj in targets():
-            ok, why = workload_ready(obj)
-            if not ok:
-                meta = obj["metadata"]
-                where = f" in {meta['namespace']}" if meta.get("namespace") and meta.get("namespace") != namespace else ""
-                out.append(f"{obj['kind']} {meta['name']}{where}: {why}")
-        return out
+        def targets() -> list[tuple[str, str, str | None, dict | None]]:
+            """(kind, name, namespace, live object or None) of everything waited for."""
+            if objects is not None:
+                return [(kind, name, ns, watches.of(kind, ns).get(name, ns)) for kind, name, ns in objects]
+            found = []
+            for kind in WORKLOAD_KINDS:
+                found += [(kind, item["metadata"]["name"], item["metadata"].get("namespace"), dict(item, kind=kind))
+                          for item in watches.of(kind, namespace).items()]
+            return found
 
-    def explain() -> str:
-        items = unready()
-        items += pending_reasons(kubectl, namespace)[:5]
-        return "; ".join(items) or "everything became ready at the last moment"
+        def unready() -> list[str]:
+            out = []
+            for kind, name, ns, obj in targets():
+                ok, why = workload_ready(obj) if obj is not None else (False, "not found")
+                if not ok:
+                    where = f" in {ns}" if ns and ns != namespace else ""
+                    out.append(f"{kind} {name}{where}: {why}")
+            return out
 
-    what = f"readiness of {len(objects)} objects" if objects is not None else f"readiness of namespace {namespace}"
-    namespaces = {ns for _, _, ns in objects} if objects is not None else {namespace}
-    seen: dict[str, float] = {}
+        def explain() -> str:
+            items = unready()
+            items += pending_reasons(kubectl, namespace)[:5]
+            return "; ".join(items) or "everything became ready at the last moment"
 
-    def give_up() -> str | None:
-        for ns in sorted(namespaces, key=str):
-            reason = hopeless(kubectl, ns, seen, fixed_nodes=fixed_nodes)
-            if reason:
-                return reason
-        return None
+        what = f"readiness of {len(objects)} objects" if objects is not None else f"readiness of namespace {namespace}"
+        namespaces = {ns for _, _, ns in objects} if objects is not None else {namespace}
+        seen: dict[str, float] = {}
 
-    wait_for(lambda: not unready(), timeout=timeout, what=what, explain=explain, interval=0.5, give_up=give_up)
+        def give_up() -> str | None:
+            for ns in sorted(namespaces, key=str):
+                where = ns if ns is not None else ALL_NAMESPACES
+                reason = hopeless_among(watches.of("pods", where).items, watches.of("jobs", where).items, seen,
+                                        fixed_nodes=fixed_nodes)
+                if reason:
+                    return reason
+            return None
+
+        wait_for(lambda: not unready(), timeout=timeout, what=what, explain=explain, interval=0.5, give_up=give_up,
+                 pause=watches.pause)

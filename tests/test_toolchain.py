@@ -16,7 +16,9 @@ from chartproof.toolchain.download import DownloadUnavailable, download_binary, 
 from chartproof.toolchain.pins import ToolPin, load_pins
 
 TOOLS = {"helm", "helm-3.8", "kubectl", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-         "kwok", "kwokctl", "kind", "registry", "ct"}
+         "kwok", "kwokctl", "kind", "registry", "ct", "controller-gen", "chartproof-render",
+         "external-secrets-controller", "promtool",
+         "kube-apiserver-1.26", "kube-controller-manager-1.26", "kube-scheduler-1.26", "helm-unittest"}
 
 
 def test_pin_file_names_every_tool_with_one_version():
@@ -26,6 +28,8 @@ def test_pin_file_names_every_tool_with_one_version():
     assert pins["helm-3.8"].version.startswith("v3.8.")
     kube = {pins[t].version for t in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")}
     assert len(kube) == 1, "the Kubernetes components share one version"
+    older = {pins[t].version for t in ("kube-apiserver-1.26", "kube-controller-manager-1.26", "kube-scheduler-1.26")}
+    assert len(older) == 1 and older.pop().startswith("v1.26."), "the 1.26 control plane shares one 1.26 version"
 
 
 def test_env_var_names():
@@ -65,7 +69,7 @@ def test_cache_is_keyed_by_tool_and_version(tmp_path):
 
 
 def test_unknown_tool_names_the_known_ones(tmp_path):
-    with pytest.raises(ToolchainError, match="known: ct, etcd, helm"):
+    with pytest.raises(ToolchainError, match="known: chartproof-render, controller-gen, ct, etcd"):
         Toolchain(cache=tmp_path).path("helmx")
 
 
@@ -249,3 +253,13 @@ def test_tool_of_our_own_is_built_from_its_source_stamped_and_rebuilt_when_the_s
     second = edited.path("hello")
     assert second != first
     assert subprocess.run([str(second)], capture_output=True, text=True).stdout.strip() == "second"
+
+
+def test_on_demand_tools_are_left_out_of_a_full_install_and_built_when_first_asked_for(tmp_path):
+    source = _hello_source(tmp_path / "src" / "later", "later")
+    eager = ToolPin(name="eager", version="v0.1.0", module="", package="", source=str(_hello_source(tmp_path / "e", "e")))
+    later = ToolPin(name="later", version="v0.1.0", module="", package="", source=str(source), extra={"on_demand": True})
+    tc = Toolchain(cache=tmp_path / "cache", pins={"eager": eager, "later": later}, allow_download=False)
+    tc.install()
+    assert tc.find("eager") is not None and tc.find("later") is None, "a full install builds only the eager pin"
+    assert tc.path("later").is_file(), "an on-demand pin is built when first asked for"

@@ -17,6 +17,8 @@ def provider_for(name: str, **options) -> ClusterProvider:
     if name == "existing":
         return ExistingProvider(kubeconfig=options.get("kubeconfig"), context=options.get("context"),
                                 toolchain=options.get("toolchain"))
+    if name == "embedded":
+        return EmbeddedProvider(toolchain=options.get("toolchain"), kube_version=options.get("kube_version"))
     return PROVIDERS[name](toolchain=options.get("toolchain"))
 
 

@@ -22,6 +22,7 @@ from chartproof.kube import Kubectl, KubectlError, wait_for
 from chartproof.paths import FIXTURES, cache_dir
 from chartproof.progress import Progress
 from chartproof.toolchain import Toolchain
+from chartproof.versions import KUBE_VERSION_ENV, control_plane_pins
 
 STAGES_DIR = FIXTURES / "kwok" / "stages"
 STORAGE_CLASSES = FIXTURES / "kwok" / "storageclasses.yaml"
@@ -63,8 +64,19 @@ class EmbeddedProvider(ClusterProvider):
     name = "embedded"
     simulated = True
 
-    def __init__(self, toolchain: Toolchain | None = None):
+    def __init__(self, toolchain: Toolchain | None = None, kube_version: str | None = None):
         self.toolchain = toolchain or Toolchain()
+        self.kube_version = kube_version or os.environ.get(KUBE_VERSION_ENV) or None
+
+    # -- Kubernetes version (--chartproof-kube-version MINOR, CHARTPROOF_KUBE_VERSION) -----------------------
+    def component_tool(self, tool: str) -> str:
+        """The pin that runs ``tool`` (one of COMPONENT_BINARIES) at the chosen Kubernetes version:
+        ``kube-apiserver-1.26`` for 1.26, the current pin when none is chosen; kwok is the same at every version."""
+        return control_plane_pins(self.toolchain.pins, self.kube_version).get(tool, tool)
+
+    def kube_release(self) -> str:
+        """The Kubernetes release the control plane runs (kwokctl's ``kubeVersion``)."""
+        return self.toolchain.pin(self.component_tool("kube-apiserver")).version
 
     # -- configuration ---------------------------------------------------------------------------------
     def kwok_workdir(self) -> Path:
@@ -74,7 +86,9 @@ class EmbeddedProvider(ClusterProvider):
         """The kwokctl configuration: local binaries, OS-chosen ports, the host-path provisioner, our stages."""
         options: dict = {"runtime": "binary"}
         options.update(zip(PORT_OPTIONS, free_ports(len(PORT_OPTIONS)), strict=True))
-        options.update({key: str(self.toolchain.path(tool)) for key, tool in COMPONENT_BINARIES.items()})
+        options.update({key: str(self.toolchain.path(self.component_tool(tool)))
+                        for key, tool in COMPONENT_BINARIES.items()})
+        options["kubeVersion"] = self.kube_release()
         config = {
             "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
             "kind": "KwokctlConfiguration",
@@ -101,7 +115,7 @@ class EmbeddedProvider(ClusterProvider):
     def up(self, name: str | None, shape: str | None, *, owner: str = "cli", keep: bool = False) -> Cluster:
         groups = parse_shape(shape)  # bad --nodes fails before anything is created
         for tool in ("kwokctl", *COMPONENT_BINARIES.values()):
-            self.toolchain.path(tool)  # builds what is missing, with progress, before the clock starts
+            self.toolchain.path(self.component_tool(tool))  # builds what is missing, with progress, before the clock starts
         name = name or new_cluster_name()
         record = ClusterRecord.create(name, self.name, owner=owner, keep=keep, shape=describe_shape(groups))
         log = record.directory / "kwokctl.log"

@@ -99,7 +99,9 @@ class Toolchain:
 
     # -- obtaining -----------------------------------------------------------------------------------
     def install(self, tools: list[str] | None = None, *, force: bool = False) -> list[Resolved]:
-        names = tools or list(self.pins)
+        """Obtain ``tools`` (default: every pin but those built on demand: ``on_demand = true`` pins, such as
+        the older control plane of ``nox -s matrix``, are obtained when first asked for)."""
+        names = tools or [name for name, pin in self.pins.items() if not pin.extra.get("on_demand")]
         for name in names:
             self.pin(name)
         todo = [n for n in names if force or self.find(n) is None]

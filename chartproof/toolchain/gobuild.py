@@ -20,7 +20,7 @@ from pathlib import Path
 
 from chartproof.errors import ToolchainError
 from chartproof.progress import Progress
-from chartproof.toolchain.pins import ToolPin
+from chartproof.toolchain.pins import ToolPin, load_pins
 
 _REPLACE_BLOCK = re.compile(r"^replace\s*\((.*?)^\)", re.M | re.S)
 _REPLACE_LINE = re.compile(r"^replace\s+(.+)$", re.M)
@@ -148,6 +148,13 @@ def stamp_ldflags(pin: ToolPin, info: ModuleInfo) -> list[str]:
         pkg = f"{pin.module}/version"
         return [f"-X {pkg}.version={v}", f"-X {pkg}.mainpkg={pin.module}"] + (
             [f"-X {pkg}.revision={info.commit}"] if info.commit else [])
+    if pin.stamp == "prometheus":  # Go module v0.301.0 is Prometheus 3.1.0 (v0.54.1: 2.54.1)
+        minor, patch = v.lstrip("v").split(".")[1:3]
+        release = f"{int(minor) // 100 or 2}.{int(minor) % 100 if int(minor) >= 100 else minor}.{patch}"
+        pkg = "github.com/prometheus/common/version"
+        return [f"-X {pkg}.Version={release}", f"-X {pkg}.Branch=HEAD", f"-X {pkg}.BuildDate={info.time[:10].replace('-', '')}",
+                f"-X '{pkg}.BuildUser=chartproof ({pin.module} {v})'"] + (
+            [f"-X {pkg}.Revision={info.commit}"] if info.commit else [])
     return []
 
 
@@ -186,7 +193,16 @@ def build_source(pin: ToolPin, workdir: Path, outdir: Path, log, progress: Progr
     shutil.copytree(source, workdir)
     outdir.mkdir(parents=True, exist_ok=True)
     flags = ["-s", "-w", f"-X main.version={pin.version}"]
-    if pin.stamp and pin.module:
+    donor = pin.extra.get("ldflags_from")
+    if donor:
+        # The stamp flags of another pin (``ldflags_from = "helm"``: a tool linking helm reports helm's version
+        # and assumes helm's default Kubernetes version), so the two builds cannot drift apart.
+        stamped = load_pins().get(str(donor))
+        if stamped is None:
+            raise ToolchainError(f"{pin.name}: ldflags_from names '{donor}', which is not a pinned tool")
+        progress.update(f"go mod download {stamped.module}@{stamped.version}")
+        flags += stamp_ldflags(stamped, module_info(stamped.module, stamped.version, log))
+    elif pin.stamp and pin.module:
         linked = pin.module_version or pin.version
         progress.update(f"go mod download {pin.module}@{linked}")
         info = module_info(pin.module, linked, log)

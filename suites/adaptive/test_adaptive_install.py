@@ -12,9 +12,9 @@ import adaptive_facts as F
 import pytest
 
 import chartproof.incluster as ic
-from chartproof import secretkeys
+from chartproof import inpod, manifest, secretkeys
 from chartproof.clusters.nodes import node_objects, parse_shape
-from chartproof.manifest import Manifest, dig, ref
+from chartproof.manifest import Manifest, all_containers, dig, ref
 from chartproof.paths import scenario
 
 SMALL = {"limits": {"cpu": 4, "memory": "16Gi"}, "requests": {"cpu": 4, "memory": "16Gi"}}
@@ -337,17 +337,49 @@ def test_adp_autoscale_07_scale_out_and_in(install_chart, cluster, namespace):
 
 @pytest.mark.contract("ADP-TB-06")
 @pytest.mark.cluster
-@pytest.mark.real_cluster("needs a real container to write files in /logdir")
+@pytest.mark.real_cluster("writes a file in /logdir of the real tensorboard container (testinfra)", needs="containers")
 def test_tensorboard_logs_survive_pod_deletion(install_chart, cluster, namespace):
-    values = {"tensorboard": {"enabled": True, "persistentVolume": {"enabled": True, "storageClass": "gp3"}}}
+    """A file in /logdir survives the deletion of pod <hm>-0: the log directory is on the pod's claim (the
+    cluster's default storage class), checked inside the container with testinfra."""
+    values = {"tensorboard": {"enabled": True, "persistentVolume": {"enabled": True}}}
     install_chart(F.CHART, [values], release=F.RELEASE)
-    cluster.kubectl("exec", "-n", namespace, f"{F.HM}-0", "-c", "tensorboard", "--", "sh", "-c",
-                    "echo keep > /logdir/chartproof-marker")
-    cluster.kubectl("delete", "pod", "-n", namespace, f"{F.HM}-0")
+    pod = f"{F.HM}-0"
+    before = inpod.pod_host(cluster, namespace, pod, "tensorboard")
+    assert before.run("echo keep > /logdir/chartproof-marker").rc == 0, "cannot write in /logdir of tensorboard"
+    cluster.kubectl("delete", "pod", "-n", namespace, pod)
     cluster.wait_ready(namespace)
-    out = cluster.kubectl("exec", "-n", namespace, f"{F.HM}-0", "-c", "tensorboard", "--", "cat",
-                          "/logdir/chartproof-marker")
-    assert out.strip() == "keep", f"/logdir/chartproof-marker after pod deletion: expected 'keep', found {out!r}"
+    marker = inpod.pod_host(cluster, namespace, pod, "tensorboard").file("/logdir/chartproof-marker")
+    found = marker.content_string.strip() if marker.exists else "no file"
+    assert found == "keep", f"/logdir/chartproof-marker after deleting pod {pod}: expected 'keep', found {found!r}"
+
+
+@pytest.mark.contract("ADP-PROM-05", "ADP-PROM-03")
+@pytest.mark.cluster
+@pytest.mark.real_cluster("reads the mounts of the real Prometheus container (testinfra)", needs="containers")
+def test_prometheus_data_directory_is_on_its_claim(install_chart, cluster, namespace):
+    """With persistence on, Prometheus' data directory (its --storage.tsdb.path) is a mount of claim
+    storage-volume, not the container's own filesystem, and its data survive the pod's deletion."""
+    rel = install_chart(F.CHART, [{"prometheus": {"server": {"persistentVolume": {"enabled": True}}}}],
+                        release=F.RELEASE)
+    server = next(w for w in rel.manifest.workloads()
+                  if any("prometheus/prometheus" in str(c.get("image", "")) for c in all_containers(w)))
+    name = dig(server, "metadata.name")
+    item = manifest.container_running(server, "prometheus/prometheus")
+    flags = [str(a) for a in [*(item.get("command") or []), *(item.get("args") or [])]]
+    data = next((f.split("=", 1)[1] for f in flags if f.startswith("--storage.tsdb.path=")), "/prometheus")
+    mount = next((m for m in item.get("volumeMounts") or [] if m.get("mountPath") == data), None)
+    assert mount and mount.get("name") == "storage-volume", \
+        f"{name}: expected the data directory {data} mounted from storage-volume, found {mount}"
+    pod = f"{name}-0"
+    host = inpod.pod_host(cluster, namespace, pod, item["name"])
+    point = host.mount_point(data)
+    found = f"a {point.filesystem} mount" if point.exists else "no mount (the container's own filesystem)"
+    assert point.exists and point.filesystem != "overlay", f"pod {pod}: {data} must be a mount of its claim, found {found}"
+    assert host.run(f"echo keep > {data}/chartproof-marker").rc == 0, f"cannot write in {data} of pod {pod}"
+    cluster.kubectl("delete", "pod", "-n", namespace, pod)
+    cluster.wait_ready(namespace)
+    marker = inpod.pod_host(cluster, namespace, pod, item["name"]).file(f"{data}/chartproof-marker")
+    assert marker.exists, f"{data}/chartproof-marker did not survive the deletion of pod {pod}"
 
 
 @pytest.mark.contract("ADP-PROM-05")
@@ -363,7 +395,7 @@ def test_app_pods_are_scrape_targets(install_chart, cluster, namespace):
 
 @pytest.mark.contract("ADP-S3-04")
 @pytest.mark.cluster
-@pytest.mark.real_cluster("needs DNS resolution from real containers")
+@pytest.mark.real_cluster("needs DNS resolution from real containers", needs="containers")
 def test_proxy_resolves_from_storage_clients(install_chart, cluster, namespace):
     install_chart(F.CHART, [{"s3proxy": {"enabled": True}}, F.pools("Pool-A")], release=F.RELEASE)
     for workload in (f"deploy/{F.CP}", f"statefulset/{F.HM}", f"deploy/{F.HM}-dpl-pool-a"):

@@ -27,7 +27,7 @@ def pod_name(kind: str) -> str:
     return "gpu-smoke-" + "".join(c if c.isalnum() else "-" for c in kind.lower())[:40].strip("-")
 
 
-@pytest.mark.real_cluster("needs real NVIDIA GPUs and a container runtime to run nvidia-smi in a pod")
+@pytest.mark.real_cluster("needs real NVIDIA GPUs and a container runtime to run nvidia-smi in a pod", needs="gpus")
 def test_each_gpu_instance_type_runs_a_pod_that_sees_its_gpu(cluster, namespace):
     kinds = gpu_instance_types(cluster)
     if not kinds:

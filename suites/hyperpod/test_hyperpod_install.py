@@ -316,7 +316,7 @@ def test_hyp_upg_02_plain_upgrade_of_a_default_install_changes_nothing(install_c
 
 
 @pytest.mark.contract("HYP-TRAIN-03")
-@pytest.mark.real_cluster("the training and MPI operators must really run to reconcile jobs")
+@pytest.mark.real_cluster("the training and MPI operators must really run to reconcile jobs", needs="containers")
 def test_hyp_train_03_pytorchjob_and_mpijob_are_reconciled_by_their_operators(cluster, install_chart, namespace):
     install(install_chart)
     container = {"name": "pytorch", "image": "busybox:1.36", "command": ["sh", "-c", "echo done"]}

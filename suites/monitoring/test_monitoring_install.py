@@ -184,7 +184,8 @@ def test_mon_ds_01_datasources_answer_and_dashboards_are_provisioned(render, ins
 
 @pytest.mark.contract("MON-LOGS-01")
 @EXCLUSIVE
-@pytest.mark.real_cluster("needs real containers writing logs on the nodes and promtail shipping them to Loki")
+@pytest.mark.real_cluster("needs real containers writing logs on the nodes and promtail shipping them to Loki",
+                          needs="containers")
 def test_mon_logs_01_logs_of_annotated_pods_are_queryable(render, install_chart, cluster, namespace):
     """The output of a pod annotated ingest-adaptive-logs: "true" becomes queryable in Loki under its
     namespace and pod labels; an unannotated pod's output does not. (The harmony job logs that the alloy

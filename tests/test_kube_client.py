@@ -1,0 +1,258 @@
+"""Reads and waits through the Kubernetes API client, against a real embedded cluster: what the reads
+return is what ``kubectl get -o json`` prints, errors are kubectl's, a CRD made mid-run is found, and
+watch-based waits end as soon as the objects are ready, or as soon as a pod is hopeless."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from chartproof import waiters
+from chartproof.clusters.embedded import EmbeddedProvider
+from chartproof.errors import WaitTimeout
+from chartproof.kube import ApiReader, KubectlError
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+WIDGET_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.example.chartproof.dev"},
+    "spec": {"group": "example.chartproof.dev", "scope": "Namespaced",
+             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wdg"]},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+def crd(plural: str, kind: str, scope: str = "Namespaced") -> dict:
+    return {**WIDGET_CRD, "metadata": {"name": f"{plural}.example.chartproof.dev"},
+            "spec": {**WIDGET_CRD["spec"], "scope": scope,
+                     "names": {"plural": plural, "singular": kind.lower(), "kind": kind}}}
+
+
+def pod(name: str, namespace: str, **spec) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": {"app": "reads"}},
+            "spec": {"tolerations": [{"operator": "Exists"}], "containers": [{"name": "c", "image": "busybox"}], **spec}}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    provider = EmbeddedProvider()
+    name = f"cp-kube-{os.getpid()}"
+    cluster = provider.up(name, "ml.p5.48xlarge=1,cpu=1", owner="test")
+    try:
+        kubectl = cluster.kubectl
+        kubectl("create", "namespace", "reads")
+        kubectl.apply([pod("one", "reads"), pod("two", "reads"), WIDGET_CRD, crd("gizmos", "Gizmo", "Cluster")])
+        kubectl("wait", "--for=condition=Established", "crd/widgets.example.chartproof.dev",
+                "crd/gizmos.example.chartproof.dev", "--timeout=60s")
+        kubectl.apply([{"apiVersion": "example.chartproof.dev/v1", "kind": "Widget",
+                        "metadata": {"name": "w1", "namespace": "reads", "labels": {"app": "reads"}}, "size": 3},
+                       {"apiVersion": "example.chartproof.dev/v1", "kind": "Gizmo", "metadata": {"name": "g1"}}])
+        cluster.wait_ready(objects=[("Pod", "one", "reads"), ("Pod", "two", "reads")], timeout=60)
+        yield cluster
+    finally:
+        provider.down(name)
+
+
+def kubectl_json(cluster, *args: str) -> dict:
+    return json.loads(cluster.kubectl(*args, "-o", "json"))
+
+
+READS = [  # (what the caller passes to get_json, the same read as kubectl arguments)
+    (dict(kind="pods", namespace="reads"), ["get", "pods", "-n", "reads"]),
+    (dict(kind="pod", name="one", namespace="reads"), ["get", "pod", "one", "-n", "reads"]),
+    (dict(kind="po", namespace="reads", selector="app=reads"), ["get", "po", "-n", "reads", "-l", "app=reads"]),
+    (dict(kind="Pod", selector="app=reads", all_namespaces=True), ["get", "Pod", "-A", "-l", "app=reads"]),
+    (dict(kind="nodes"), ["get", "nodes"]),
+    (dict(kind="node", name="cpu-0"), ["get", "node", "cpu-0"]),
+    (dict(kind="storageclasses"), ["get", "storageclasses"]),
+    (dict(kind="widgets.example.chartproof.dev", namespace="reads"), ["get", "widgets.example.chartproof.dev", "-n", "reads"]),
+    (dict(kind="widget", name="w1", namespace="reads"), ["get", "widget", "w1", "-n", "reads"]),
+    (dict(kind="wdg", all_namespaces=True), ["get", "wdg", "-A"]),
+    (dict(kind="Gizmo"), ["get", "Gizmo"]),
+    (dict(kind="gizmos.v1.example.chartproof.dev", name="g1"), ["get", "gizmos.v1.example.chartproof.dev", "g1"]),
+    (dict(kind="crd", name="widgets.example.chartproof.dev"), ["get", "crd", "widgets.example.chartproof.dev"]),
+    (dict(kind="deployments.apps", namespace="kube-system"), ["get", "deployments.apps", "-n", "kube-system"]),
+    (dict(kind="serviceaccount", name="default", namespace="default"), ["get", "serviceaccount", "default", "-n", "default"]),
+    (dict(kind="pods", namespace="no-such-namespace"), ["get", "pods", "-n", "no-such-namespace"]),
+]
+
+
+@pytest.mark.parametrize("read,args", READS, ids=[" ".join(args[1:]) for _, args in READS])
+def test_a_read_returns_what_kubectl_get_prints(cluster, read, args):
+    kind = read.pop("kind")
+    for _ in range(5):  # a node heartbeat between the two reads changes the object: read again
+        before = cluster.kubectl.get_json(kind, **read)
+        printed = kubectl_json(cluster, *args)
+        after = cluster.kubectl.get_json(kind, **read)
+        if printed in (before, after):
+            break
+    assert printed in (before, after), (f"get_json({kind!r}, {read}) differs from kubectl {' '.join(args)} -o json:\n"
+                                        f"client: {json.dumps(after, sort_keys=True)[:1500]}\n"
+                                        f"kubectl: {json.dumps(printed, sort_keys=True)[:1500]}")
+    if "name" not in read:
+        assert printed["kind"] == "List" and all(i.get("kind") and i.get("apiVersion") for i in printed["items"])
+
+
+def test_a_read_through_the_client_is_cheaper_than_a_kubectl_process(cluster):
+    """Not a goal in itself: a sanity bound that the reads really go through the kept-alive client."""
+    kubectl = cluster.kubectl
+    kubectl.get_json("pods", namespace="reads")  # discovery and the connection are made once
+    began, cpu = time.perf_counter(), time.process_time()
+    for _ in range(50):
+        kubectl.get_json("pod", "one", namespace="reads")
+    client_ms = (time.perf_counter() - began) / 50 * 1000
+    began = time.perf_counter()
+    for _ in range(5):
+        kubectl("get", "pod", "one", "-n", "reads", "-o", "json")
+    kubectl_ms = (time.perf_counter() - began) / 5 * 1000
+    print(f"one read: client {client_ms:.1f} ms wall ({(time.process_time() - cpu) / 50 * 1000:.1f} ms CPU incl. "
+          f"kubectl's wait), kubectl {kubectl_ms:.1f} ms wall")
+    assert client_ms * 5 < kubectl_ms, f"a client read ({client_ms:.1f} ms) is not much cheaper than kubectl ({kubectl_ms:.1f} ms)"
+
+
+def test_not_found_and_unknown_types_fail_as_kubectl_does(cluster):
+    kubectl = cluster.kubectl
+    with pytest.raises(KubectlError) as missing:
+        kubectl.get_json("pod", "nope", namespace="reads")
+    proc = subprocess.run([*kubectl.base(), "get", "pod", "nope", "-n", "reads", "-o", "json"], capture_output=True, text=True)
+    assert missing.value.not_found, f"a missing pod is not reported NotFound: {missing.value.stderr}"
+    assert missing.value.stderr == proc.stderr.strip(), f"client: {missing.value.stderr!r}, kubectl: {proc.stderr!r}"
+    assert kubectl.exists("pod", "one", "reads") and not kubectl.exists("pod", "nope", "reads")
+    assert not kubectl.exists("widget", "nope", "reads") and not kubectl.exists("pod", "one", "no-such-namespace")
+
+    with pytest.raises(KubectlError) as unknown:
+        kubectl.get_json("flurbs", namespace="reads")
+    proc = subprocess.run([*kubectl.base(), "get", "flurbs", "-n", "reads"], capture_output=True, text=True)
+    assert "doesn't have a resource type \"flurbs\"" in unknown.value.stderr and unknown.value.stderr in proc.stderr, (
+        f"client: {unknown.value.stderr!r}, kubectl: {proc.stderr!r}")
+    with pytest.raises(KubectlError):
+        kubectl.exists("flurbs", "x", "reads")
+
+
+def test_a_crd_created_after_discovery_is_found(cluster):
+    kubectl = cluster.kubectl
+    api = kubectl.api
+    assert isinstance(api, ApiReader)
+    api.resources()  # discovery is cached from here on
+    assert not any(r.plural == "sprockets" for r in api.resources()), "the CRD exists before the test made it"
+    kubectl.apply(crd("sprockets", "Sprocket"))
+    kubectl("wait", "--for=condition=Established", "crd/sprockets.example.chartproof.dev", "--timeout=60s")
+    kubectl.apply({"apiVersion": "example.chartproof.dev/v1", "kind": "Sprocket",
+                   "metadata": {"name": "s1", "namespace": "reads"}})
+    got = kubectl.get_json("sprocket", "s1", namespace="reads")
+    assert (got["kind"], got["metadata"]["name"]) == ("Sprocket", "s1"), got
+    assert [i["metadata"]["name"] for i in kubectl.items("sprockets", namespace="reads")] == ["s1"]
+
+
+
+def test_a_crd_deleted_after_discovery_is_an_unknown_type_as_kubectl_says(cluster):
+    """Uninstalling a release can take a CRD with it: reading its objects afterwards must say the type is gone
+    (what kubectl says, and what Release.uninstall treats as 'its objects went too'), not a bare 404."""
+    kubectl = cluster.kubectl
+    kubectl.apply(crd("cogs", "Cog"))
+    kubectl("wait", "--for=condition=Established", "crd/cogs.example.chartproof.dev", "--timeout=60s")
+    kubectl.apply({"apiVersion": "example.chartproof.dev/v1", "kind": "Cog", "metadata": {"name": "c1", "namespace": "reads"}})
+    assert kubectl.exists("cogs.example.chartproof.dev", "c1", "reads")
+    kubectl("delete", "crd", "cogs.example.chartproof.dev", "--wait=true")
+    for read in (lambda: kubectl.exists("cogs.example.chartproof.dev", "c1", "reads"),
+                 lambda: kubectl.get_json("cogs.example.chartproof.dev", "c1", namespace="reads"),
+                 lambda: kubectl.items("cogs.example.chartproof.dev", namespace="reads")):
+        with pytest.raises(KubectlError, match="doesn't have a resource type"):
+            read()
+
+def test_a_watched_wait_returns_as_soon_as_the_pod_is_ready(cluster, monkeypatch):
+    """The pod can only be placed once the node gets a label; the wait must end within a moment of the pod
+    turning Ready (seen by an independent ``kubectl get -w``), without polling in between."""
+    kubectl = cluster.kubectl
+    kubectl.apply(pod("late", "reads", nodeSelector={"chartproof.dev/late": "yes"}))
+    watcher = subprocess.Popen([*kubectl.base(), "get", "pod", "late", "-n", "reads", "-w", "-o", "json"],
+                               stdout=subprocess.PIPE, text=True)
+    ready_at: list[float] = []
+
+    def follow():
+        decoder, buffer = json.JSONDecoder(), ""
+        for line in watcher.stdout:
+            buffer += line
+            try:
+                obj, _ = decoder.raw_decode(buffer.strip())
+            except ValueError:
+                continue
+            buffer = ""
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in obj.get("status", {}).get("conditions", [])):
+                ready_at.append(time.monotonic())
+                return
+
+    threading.Thread(target=follow, daemon=True).start()
+    requests: list[str] = []
+    original = ApiReader.request
+
+    def counted(self, path, query=None, **kwargs):
+        requests.append(path + ("?watch" if kwargs.get("stream") else ""))
+        return original(self, path, query, **kwargs)
+
+    monkeypatch.setattr(ApiReader, "request", counted)
+    labeller = threading.Timer(3.0, lambda: kubectl("label", "node", "cpu-0", "chartproof.dev/late=yes"))
+    began = time.monotonic()
+    labeller.start()
+    try:
+        cluster.wait_ready(objects=[("Pod", "late", "reads")], timeout=60)
+        returned = time.monotonic()
+    finally:
+        labeller.cancel()
+        watcher.terminate()
+        watcher.wait(10)
+        kubectl("label", "node", "cpu-0", "chartproof.dev/late-", check=False)
+    assert ready_at, "kubectl's watch never saw the pod Ready"
+    assert returned - began >= 2.5, f"the wait ended after {returned - began:.1f}s, before the pod could be placed"
+    assert returned - ready_at[0] < 1.0, f"the wait ended {returned - ready_at[0]:.2f}s after the pod was Ready"
+    reads = [r for r in requests if not r.endswith("?watch")]
+    assert len(reads) <= 4, f"a watched wait of {returned - began:.1f}s made {len(reads)} reads (polling?): {reads}"
+    watch_threads = [t.name for t in threading.enumerate() if t.name.startswith("watch ")]
+    assert not watch_threads, f"watch threads outlived the wait: {watch_threads}"
+
+
+def test_a_hopeless_pod_stops_a_watched_wait_at_once_with_its_reason(cluster):
+    """No kubelet runs here, so the status a kubelet reports when it cannot pull an image is written
+    through the status subresource, on a pod bound to a node no simulator manages."""
+    kubectl = cluster.kubectl
+    kubectl("create", "namespace", "hopeless")
+    kubectl.apply(pod("unpullable", "hopeless", nodeName="no-such-node"))
+    status = {"status": {"phase": "Pending", "containerStatuses": [{
+        "name": "c", "image": "busybox", "imageID": "", "ready": False, "restartCount": 0,
+        "state": {"waiting": {"reason": "ErrImagePull", "message": "pull access denied for busybox"}}}]}}
+    patcher = threading.Timer(2.0, lambda: kubectl("patch", "pod", "unpullable", "-n", "hopeless", "--subresource=status",
+                                                    "--type=merge", "-p", json.dumps(status)))
+    began = time.monotonic()
+    patcher.start()
+    try:
+        with pytest.raises(WaitTimeout) as stopped:
+            cluster.wait_ready(objects=[("Pod", "unpullable", "hopeless")], timeout=60)
+        seconds = time.monotonic() - began
+    finally:
+        patcher.cancel()
+        kubectl("delete", "namespace", "hopeless", "--wait=false", check=False)
+    assert "cannot be reached: pod unpullable container c: ErrImagePull (pull access denied" in stopped.value.message, (
+        stopped.value.message)
+    assert 1.5 <= seconds < 3.5, f"the wait stopped {seconds:.1f}s after it began; the pull failed at 2s"
+
+
+def test_a_wait_that_times_out_explains_what_is_not_ready(cluster):
+    kubectl = cluster.kubectl
+    kubectl("create", "namespace", "stuck")
+    kubectl.apply(pod("stuck", "stuck", nodeSelector={"chartproof.dev/never": "yes"}))
+    try:
+        with pytest.raises(WaitTimeout) as timed_out:
+            waiters.wait_ready(kubectl, objects=[("Pod", "stuck", "stuck"), ("Deployment", "ghost", "stuck")], timeout=3)
+    finally:
+        kubectl("delete", "namespace", "stuck", "--wait=false", check=False)
+    message = timed_out.value.message
+    assert message.startswith("readiness of 2 objects not reached within 3s: Pod stuck in stuck: Pending; "
+                              "Deployment ghost in stuck: not found; "), message
+    assert "pod stuck: 0/2 nodes are available" in message and "node affinity/selector" in message, message
