@@ -6,7 +6,9 @@ appVersion): controller-gen over ``apis/keda/v1alpha1`` and ``apis/eventing/v1al
 ``chartproof.crdgen``. The chart's CRD templates are written from the same output
 (``python -m chartproof.keda_fixtures write-chart-crds``), and ``tests/test_keda_crds.py`` fails when they drift.
 
-The KEDA operator itself is not run: see the README ("KEDA operator").
+``keda_crds_on(cluster, toolchain)`` serves those CRDs on a cluster for a block (the ``keda_crds_installed``
+fixture, for a test marked ``exclusive("keda")``). The KEDA operator itself is not run: its build does not fit
+the CI budget (README, "Clusters").
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 import yaml
 
 from chartproof.crdgen import generate_crds
-from chartproof.kube import MANAGED_BY
+from chartproof.kube import MANAGED_BY, KubectlError
 from chartproof.paths import CHARTS
 
 KEDA_MODULE = "github.com/kedacore/keda/v2"
@@ -107,6 +109,14 @@ def labelled(crd: dict) -> dict:
     return {**crd, "metadata": {**meta, "labels": {**(meta.get("labels") or {}), **MANAGED_BY}}}
 
 
+def _listable(cluster, resource: str) -> bool:
+    try:
+        cluster.kubectl("get", resource, "--all-namespaces", "-o", "name", "--request-timeout=10s", timeout=30)
+    except KubectlError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def keda_crds_on(cluster, toolchain, timeout: float = 60):
     """KEDA's generated CRDs served by ``cluster`` for the block; yields their names. Applied server-side (the
@@ -119,10 +129,10 @@ def keda_crds_on(cluster, toolchain, timeout: float = 60):
         cluster.kubectl.apply(crds, server_side=True)
         cluster.kubectl("wait", "--for=condition=Established", f"--timeout={int(timeout)}s",
                         *[f"crd/{name}" for name in names], timeout=timeout + 30)
-        groups = sorted({f"{crd['spec']['group']}/{v['name']}" for crd in crds for v in crd["spec"]["versions"]})
-        for group in groups:  # in discovery too, where helm's and kubectl's REST mappers look
-            cluster.wait_for(lambda g=group: cluster.kubectl("get", "--raw", f"/apis/{g}", check=False),
-                             timeout=timeout, what=f"{group} served")
+        for name in names:
+            # Listable: in discovery (helm's and kubectl's REST mappers) and with its storage initialized. A CRD
+            # deleted before that keeps its cleanup finalizer for minutes ("storage is (re)initializing").
+            cluster.wait_for(lambda n=name: _listable(cluster, n), timeout=timeout, what=f"{name} listable")
         yield names
     finally:
         if created:

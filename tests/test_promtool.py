@@ -4,6 +4,8 @@ configuration the container does not mount is named as such."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from chartproof.appconfig import check_prometheus, check_promql, prometheus_configs
@@ -93,3 +95,11 @@ data: {prometheus.yml: "scrape_configs: []"}
     (server,) = prometheus_configs(manifest)
     assert server.files.get("/etc/config/prometheus.yml") == "scrape_configs: []"
     assert any("/etc/other/prometheus.yml" in p for p in server.problems), server.problems
+
+
+def test_promtool_is_the_release_the_chart_runs(render, promtool):
+    """The pinned promtool checks with the rules of the Prometheus release the chart's server image runs."""
+    (server,) = prometheus_configs(render("adaptive"))
+    tag = str(server.container.get("image", "")).rsplit(":", 1)[-1].lstrip("v")
+    out = subprocess.run([str(promtool), "--version"], capture_output=True, text=True, timeout=30).stdout
+    assert f"version {tag} " in out, f"the chart runs Prometheus {tag}; the pinned promtool reports: {out.splitlines()[:1]}"

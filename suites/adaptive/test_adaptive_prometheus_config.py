@@ -21,8 +21,9 @@ from chartproof.plugin import run_catalog
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "values" in metafunc.fixturenames:
-        cases = scenario_cases(run_catalog(metafunc.config), ("adaptive",))
-        metafunc.parametrize("values", [pytest.param(path, id=case_id) for _, path, case_id in cases])
+        cases = scenario_cases(run_catalog(metafunc.config), (F.CHART,))
+        metafunc.parametrize("values", [pytest.param(path, id=case_id) for chart, path, case_id in cases
+                                        if chart == F.CHART])
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def promtool(chartproof_run):
 
 @pytest.mark.contract("ADP-PROM-01")
 def test_prometheus_configuration_passes_promtool(render, promtool, values, tmp_path):
-    servers = prometheus_configs(render.scenario("adaptive", [values]))
+    servers = prometheus_configs(render.scenario(F.CHART, [values]))
     assert servers, f"scenario {values.name}: expected the bundled Prometheus server, found no container running " \
                     "prometheus/prometheus"
     for i, server in enumerate(servers):
