@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from chartproof import render_server
 from chartproof.charts import ChartCatalog
 from chartproof.clusters import Cluster, ClusterRecord, provider_for
 from chartproof.clusters.existing import detect_simulated
@@ -113,8 +114,12 @@ class Run:
     @property
     def helm(self) -> Helm:
         if self._helm is None:
-            helm = self.toolchain.path(helm_pin(self.toolchain.pins, self.options.helm_version))
-            self._helm = Helm(helm, self.catalog, workdir=self.run_dir / f"proc-{os.getpid()}")
+            pin = helm_pin(self.toolchain.pins, self.options.helm_version)
+            if pin != "helm":  # chartproof-render links the current helm's SDK: an older helm renders by itself
+                os.environ[render_server.CHOICE_ENV] = "helm"
+            # One render cache for every process of the run (xdist workers included).
+            self._helm = Helm(self.toolchain.path(pin), self.catalog, workdir=self.run_dir / f"proc-{os.getpid()}",
+                              render_cache=self.run_dir / "render-cache")
         return self._helm
 
     def helm_for(self, cluster: Cluster | None) -> Helm:

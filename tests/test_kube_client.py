@@ -107,13 +107,15 @@ def test_a_read_through_the_client_is_cheaper_than_a_kubectl_process(cluster):
     began, cpu = time.perf_counter(), time.process_time()
     for _ in range(50):
         kubectl.get_json("pod", "one", namespace="reads")
-    client_ms = (time.perf_counter() - began) / 50 * 1000
-    began = time.perf_counter()
+    client_ms, client_cpu_ms = ((time.perf_counter() - began) / 50 * 1000, (time.process_time() - cpu) / 50 * 1000)
+    began, children = time.perf_counter(), os.times()
     for _ in range(5):
         kubectl("get", "pod", "one", "-n", "reads", "-o", "json")
+    after = os.times()
     kubectl_ms = (time.perf_counter() - began) / 5 * 1000
-    print(f"one read: client {client_ms:.1f} ms wall ({(time.process_time() - cpu) / 50 * 1000:.1f} ms CPU incl. "
-          f"kubectl's wait), kubectl {kubectl_ms:.1f} ms wall")
+    kubectl_cpu_ms = (after.children_user + after.children_system - children.children_user - children.children_system) / 5 * 1000
+    print(f"one read: client {client_ms:.1f} ms wall, {client_cpu_ms:.1f} ms CPU; "
+          f"kubectl {kubectl_ms:.1f} ms wall, {kubectl_cpu_ms:.1f} ms CPU")
     assert client_ms * 5 < kubectl_ms, f"a client read ({client_ms:.1f} ms) is not much cheaper than kubectl ({kubectl_ms:.1f} ms)"
 
 

@@ -4,13 +4,12 @@ real cell, helm 3.8.2 on a Kubernetes 1.26 control plane, run end to end on a ti
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from chartproof import matrix
+from chartproof import matrix, render_server
 from chartproof.clusters.embedded import EmbeddedProvider
 from chartproof.errors import UsageError
 from chartproof.run import Run, RunOptions
@@ -88,11 +87,13 @@ def test_embedded_provider_gives_kwokctl_the_chosen_binaries_and_version(tmp_pat
     assert current.kube_release() == pins["kube-apiserver"].version
 
 
-def test_run_with_helm_3_8_calls_the_helm_3_8_binary(tmp_path):
+def test_run_with_helm_3_8_calls_the_helm_3_8_binary_for_renders_too(tmp_path, monkeypatch):
+    monkeypatch.delenv(render_server.CHOICE_ENV, raising=False)  # restored after the test
     run = Run(RunOptions(helm_version="3.8", report_dir=str(tmp_path)), run_dir=tmp_path / "run")
     assert run.helm.binary == Toolchain().path("helm-3.8")
-    printed = subprocess.run([str(run.helm.binary), "version", "--short"], capture_output=True, text=True).stdout
+    printed = run.helm.run("version", "--short").stdout
     assert printed.startswith(load_pins()["helm-3.8"].version), f"expected helm 3.8.2, it says {printed!r}"
+    assert render_server.choice() == "helm", "chartproof-render links the current helm: helm 3.8 must render itself"
     with pytest.raises(UsageError, match="no helm 2.17"):
         Run(RunOptions(helm_version="2.17", report_dir=str(tmp_path)), run_dir=tmp_path / "run2").validate()
 

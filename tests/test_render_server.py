@@ -439,3 +439,23 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+# -- the peer's suites ------------------------------------------------------------------------------------
+def test_peer_suites_pass_on_our_chart_and_fail_on_a_broken_copy(tmp_path):
+    """The helm-unittest suites the bench times are real checks: they pass on charts/adaptive, and a copy whose
+    control plane lost its migrations flag fails the tests that read it."""
+    from chartproof.bench_render import helm_unittest_tier
+
+    binary = Toolchain().path("helm-unittest")
+    good = helm_unittest_tier(binary, tmp_path)
+    assert good["tests"] >= 20 and good["failed"] == 0, f"the peer suites on charts/adaptive: {good}"
+    broken = tmp_path / "adaptive"
+    shutil.copytree(REPO / "charts/adaptive", broken)
+    template = broken / "templates" / "control-plane.yaml"
+    text = template.read_text()
+    assert "ADAPTIVE_DB__RUN_MIGRATIONS" in text
+    template.write_text(text.replace("ADAPTIVE_DB__RUN_MIGRATIONS", "ADAPTIVE_DB__MIGRATIONS"))
+    (tmp_path / "broken").mkdir()
+    bad = helm_unittest_tier(binary, tmp_path / "broken", chart=broken)
+    assert bad["failed"] == 2, f"the two migration-flag tests were expected to fail on the broken copy: {bad}"

@@ -2,10 +2,7 @@ module chartproof.local/tools/chartproof-render
 
 go 1.26.0
 
-require (
-	github.com/mitchellh/copystructure v1.2.0
-	helm.sh/helm/v3 v3.22.0
-)
+require helm.sh/helm/v3 v3.22.0
 
 require (
 	dario.cat/mergo v1.0.1 // indirect
@@ -63,6 +60,7 @@ require (
 	github.com/mattn/go-colorable v0.1.13 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/mattn/go-runewidth v0.0.9 // indirect
+	github.com/mitchellh/copystructure v1.2.0 // indirect
 	github.com/mitchellh/go-wordwrap v1.0.1 // indirect
 	github.com/mitchellh/reflectwalk v1.0.2 // indirect
 	github.com/moby/term v0.5.2 // indirect
