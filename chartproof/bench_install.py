@@ -6,9 +6,10 @@ embedded cluster, one after the other, timed the same way (wall clock around the
 - Chartproof: ``helm install`` of the scenario's values file, readiness of every workload of the release, and
   ``Release.uninstall()`` (uninstall, wait for every object to go, leftovers checked): what ``install_chart``
   and a test's ``rel.wait_ready()`` / ``rel.uninstall()`` do;
-- ct: ``ct install --charts DIR --namespace NS --helm-extra-set-args "--values FILE"`` (helm install --wait,
-  helm test, helm uninstall), with the pinned ct, helm and kubectl, on a copy of the chart in a throwaway git
-  repository (ct reads charts from one) without its ``ci/`` folder, so ct installs exactly this values file.
+- ct: ``ct install --charts DIR --namespace NS --release-name NAME --helm-extra-set-args "--values=FILE"``
+  (helm dependency build, helm install --wait, helm test, helm uninstall), with the pinned ct, helm and
+  kubectl, on a copy of the chart in a throwaway git repository (ct reads charts from one) without its
+  ``ci/`` folder, so ct installs exactly this values file, under the same release name.
 
 Both install into a namespace made for the step beforehand and removed after it, outside the clock (HyperPod:
 ``kube-system``, as its README installs it). The ratio is Chartproof's seconds over ct's; the goal is every
@@ -151,8 +152,9 @@ class InstallBench:
         """Seconds of ``ct install`` of ``values`` (install --wait, helm test, uninstall)."""
         namespace, made = self._namespace(chart)
         cmd = [str(self.tools.ct), "install", "--charts", f"charts/{chart}", "--namespace", namespace,
-               "--helm-extra-set-args", f"--values={values}", "--helm-extra-args", f"--timeout {TIMEOUT}s",
-               "--skip-helm-dependencies", "--target-branch", "main"]
+               "--release-name", INSTALLS[chart][0], "--helm-extra-set-args", f"--values={values}",
+               "--helm-extra-args", f"--timeout {TIMEOUT}s", "--helm-dependency-extra-args", "--skip-refresh",
+               "--target-branch", "main"]
         try:
             started = time.monotonic()
             proc = subprocess.run(cmd, cwd=self.repo, capture_output=True, text=True, timeout=TIMEOUT * 3,

@@ -106,7 +106,8 @@ def load_values_file(path: Path) -> dict:
 
 class Helm:
     def __init__(self, binary: Path, catalog: ChartCatalog, *, workdir: Path, kubeconfig: Path | None = None,
-                 context: str | None = None, redactor: Redactor = REDACTOR, render_cache: Path | None = None):
+                 context: str | None = None, redactor: Redactor = REDACTOR, render_cache: Path | None = None,
+                 use_renderer: bool = True):
         self.binary = Path(binary)
         self.catalog = catalog
         self.workdir = Path(workdir)
@@ -116,6 +117,7 @@ class Helm:
         self._renders: dict[str, Manifest] = {}
         # Renders shared by every process of the run that uses this folder (see chartproof.render_server).
         self.render_cache = Path(render_cache) if render_cache else self.workdir / "render-cache"
+        self.use_renderer = use_renderer  # False: this helm is not the one chartproof-render links (helm 3.8)
 
     # -- plumbing --------------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -259,7 +261,7 @@ class Helm:
     def _render(self, cmd: list[str]) -> HelmResult:
         """``helm template``'s result: from the long-lived renderer and the run's render cache by default,
         from a helm process with ``CHARTPROOF_RENDERER=helm`` (or when the renderer cannot serve)."""
-        if render_server.choice() != "helm":
+        if self.use_renderer and render_server.choice() != "helm":
             rendered = render_server.CLIENT.template(cmd, env=self.env(), cache_dir=self.render_cache,
                                                      log_path=self.workdir / "chartproof-render.log")
             if rendered is not None:

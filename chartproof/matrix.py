@@ -3,7 +3,7 @@ conformance suite on each cell of {oldest supported helm, current helm} x {oldes
 
 ``python -m chartproof.matrix [--cells HELM:KUBE ...] [--report-dir DIR] [-- PYTEST ARGS]`` (also
 ``nox -s matrix``) runs ``pytest suites`` once per cell, each with its own report folder
-``reports/matrix-<time>/<cell>/``, then writes ``matrix.md`` and ``matrix.json`` beside them: one row per cell
+``reports/matrix-<time>/<cell>/<run-id>/``, then writes ``matrix.md`` and ``matrix.json`` beside them: one row per cell
 (versions, passed/failed/skipped/errors, wall time) and, for every test whose verdict differs between cells,
 on which cells its promise holds and where it fails, with the failure's message. A cell is ``HELM:KUBE``, each
 a pinned MAJOR.MINOR (``3.8``, ``1.26``) or ``current``. Exit 0 when every cell ran and none failed, else 1.
@@ -84,10 +84,10 @@ def workers() -> list[str]:
 
 def run_cell(cell: Cell, pins: dict[str, ToolPin], directory: Path, suites: list[str], pytest_args: list[str],
              *, index: int = 1, total: int = 1) -> dict:
-    """Run the suites on one cell; its report lands in ``directory/<cell id>/``. Returns the cell's row."""
+    """Run the suites on one cell; its report lands in ``directory/<cell id>/<run id>/``. Returns the cell's row."""
     row = {"cell": cell.id, **cell.versions(pins)}
     cmd = [sys.executable, "-m", "pytest", *suites, "-q", "-p", "no:cacheprovider",
-           "--chartproof-report-dir", str(directory), "--chartproof-run-id", cell.id,
+           "--chartproof-report-dir", str(directory / cell.id),
            *cell.pytest_options(), *workers(), *pytest_args]
     log_path = directory / f"{cell.id}.log"
     started = time.monotonic()
@@ -122,11 +122,12 @@ def _stop(proc: subprocess.Popen, grace: float = 180) -> None:
         proc.wait()
 
 
-def read_cell(report: Path) -> dict:
-    """What a cell's run reported: its summary.json's totals, server version and per-test verdicts."""
-    path = report / "summary.json"
-    if not path.is_file():
+def read_cell(cell_dir: Path) -> dict:
+    """What a cell's run reported (``cell_dir/<run id>/summary.json``): totals, server version, per-test verdicts."""
+    found = sorted(Path(cell_dir).glob("*/summary.json"))
+    if not found:
         return {"report": None, "totals": None, "tests": {}, "server": None}
+    path = found[-1]
     summary = json.loads(path.read_text())
     tests = {t["nodeid"]: {"outcome": t["outcome"], "contracts": t.get("contracts") or [],
                            "message": t.get("message") or ""} for t in summary.get("tests") or []}
@@ -183,7 +184,8 @@ def markdown(rows: list[dict], diffs: list[dict], directory: Path) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         totals = row.get("totals") or {}
-        report = Path(row["report"]).name + "/report.html" if row.get("report") else f"no report (exit {row.get('exit_code')})"
+        report = (os.path.relpath(Path(row["report"]) / "report.html", directory) if row.get("report")
+                  else f"no report (exit {row.get('exit_code')})")
         counts = " | ".join(str(totals.get(k, "-")) for k in ("passed", "failed", "skipped", "error"))
         lines.append(f"| {row['cell']} | {row['helm']} | {row['kubernetes']} ({row.get('server') or '-'}) | {counts} "
                      f"| {fmt_seconds(row.get('seconds', 0))} | {report} |")

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from chartproof import render_server
 from chartproof.charts import ChartCatalog
 from chartproof.clusters import Cluster, ClusterRecord, provider_for
 from chartproof.clusters.existing import detect_simulated
@@ -115,11 +114,10 @@ class Run:
     def helm(self) -> Helm:
         if self._helm is None:
             pin = helm_pin(self.toolchain.pins, self.options.helm_version)
-            if pin != "helm":  # chartproof-render links the current helm's SDK: an older helm renders by itself
-                os.environ[render_server.CHOICE_ENV] = "helm"
-            # One render cache for every process of the run (xdist workers included).
+            # One render cache for every process of the run (xdist workers included). chartproof-render links
+            # the current helm's SDK: an older helm of the matrix renders by itself.
             self._helm = Helm(self.toolchain.path(pin), self.catalog, workdir=self.run_dir / f"proc-{os.getpid()}",
-                              render_cache=self.run_dir / "render-cache")
+                              render_cache=self.run_dir / "render-cache", use_renderer=pin == "helm")
         return self._helm
 
     def helm_for(self, cluster: Cluster | None) -> Helm:

@@ -44,11 +44,6 @@ START_ATTEMPTS = 2
 # The API client rate of kube-controller-manager (default 20 requests/s, burst 30) and kube-scheduler
 # (50/s, burst 100). At the default, the ReplicaSet controller creates 1,000 pods in 50 s, one every
 # 50 ms, on a control plane that could take them far faster (measured: chartproof/bench.py).
-# kwok plays the stages of 4 pods and 4 nodes at a time by default (kwok's KwokConfiguration options).
-KWOK_CONFIGURATION = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration",
-                      "options": {"podPlayStageParallelism": 16, "nodePlayStageParallelism": 16,
-                                  # given with the others: a KwokConfiguration that names none leaves them 0
-                                  "nodeLeaseParallelism": 4, "podsOnNodeSyncParallelism": 1}}
 CLIENT_RATE = [{"key": "kube-api-qps", "value": "1000"}, {"key": "kube-api-burst", "value": "2000"}]
 
 
@@ -108,7 +103,7 @@ class EmbeddedProvider(ClusterProvider):
                 {"name": "kube-scheduler", "extraArgs": CLIENT_RATE},
             ],
         }
-        docs = [yaml.safe_dump(config, sort_keys=False), yaml.safe_dump(KWOK_CONFIGURATION, sort_keys=False)]
+        docs = [yaml.safe_dump(config, sort_keys=False)]
         docs += [path.read_text() for path in sorted(STAGES_DIR.glob("*.yaml"))]
         return "---\n".join(docs)
 
