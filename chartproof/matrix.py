@@ -25,6 +25,7 @@ from pathlib import Path
 from chartproof.errors import ChartproofError, UsageError
 from chartproof.paths import REPO, REPORTS
 from chartproof.progress import Progress, fmt_seconds
+from chartproof.toolchain import Toolchain
 from chartproof.toolchain.pins import ToolPin, load_pins
 from chartproof.versions import control_plane_pins, helm_pin
 
@@ -62,6 +63,11 @@ class Cell:
         if self.kube != CURRENT:
             out += ["--chartproof-kube-version", self.kube]
         return out
+
+    def tools(self, pins: dict[str, ToolPin]) -> list[str]:
+        """Every pin this cell runs that may differ from the current ones (built on demand, before the clock)."""
+        kube = None if self.kube == CURRENT else self.kube
+        return [helm_pin(pins, None if self.helm == CURRENT else self.helm), *control_plane_pins(pins, kube).values()]
 
     def versions(self, pins: dict[str, ToolPin]) -> dict[str, str]:
         """The pinned releases this cell runs (raises UsageError for a version that is not pinned)."""
@@ -124,7 +130,7 @@ def _stop(proc: subprocess.Popen, grace: float = 180) -> None:
 
 def read_cell(cell_dir: Path) -> dict:
     """What a cell's run reported (``cell_dir/<run id>/summary.json``): totals, server version, per-test verdicts."""
-    found = sorted(Path(cell_dir).glob("*/summary.json"))
+    found = sorted(p for p in Path(cell_dir).glob("*/summary.json") if p.parent.name != "latest")
     if not found:
         return {"report": None, "totals": None, "tests": {}, "server": None}
     path = found[-1]
@@ -231,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         pins = load_pins()
         for cell in cells:
             cell.versions(pins)  # a version that is not pinned stops the matrix before any cell runs
+    except ChartproofError as err:
+        print(err.one_line(), file=sys.stderr)
+        return err.exit_code
+    try:  # an older control plane is built on first use (on_demand pins): here, not inside a cell's timing
+        Toolchain().install(sorted({tool for cell in cells for tool in cell.tools(pins)}))
     except ChartproofError as err:
         print(err.one_line(), file=sys.stderr)
         return err.exit_code

@@ -318,6 +318,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
+    run = config.stash.get(_RUN_KEY, None)
+    if run is not None and run.pool is not None:
+        # xdist hands the first tests out in large runs of consecutive items and the last ones a few at a time:
+        # tests that hold a cluster of the pool go last, so that every worker gets some and they run side by side.
+        own = [item for item in items if _holds_pool_cluster(item)]
+        if own:
+            items[:] = [item for item in items if not _holds_pool_cluster(item)] + own
+
+
+def _holds_pool_cluster(item: pytest.Item) -> bool:
+    """Whether the test will be lent a cluster of the pool (see ``_exclusive``)."""
+    return item.get_closest_marker("exclusive") is not None and "cluster" in getattr(item, "fixturenames", ())
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -592,7 +604,7 @@ def _exclusive(request: pytest.FixtureRequest):
         return
     run: Run = request.config.stash[_RUN_KEY]
     pool = run.pool
-    if pool is None or "cluster" not in request.fixturenames:
+    if pool is None or not _holds_pool_cluster(request.node):
         with run.lock(f"exclusive-{marker.args[0] if marker.args else 'default'}"):
             yield None
         return

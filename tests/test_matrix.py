@@ -111,6 +111,7 @@ def _summary(directory: Path, tests: dict[str, tuple[str, str]], server: str) ->
     """A cell's summary.json as reports.py writes it, with only the fields the matrix reads."""
     directory = directory / "run-1"  # <cell>/<run id>/, as pytest writes it under --chartproof-report-dir <cell>
     directory.mkdir(parents=True)
+    (directory.parent / "latest").symlink_to("run-1")  # reports.py's link: the same run, not another one
     entries = [{"nodeid": nodeid, "outcome": outcome, "contracts": ["ADP-X-01"] if "adaptive" in nodeid else [],
                 "message": message} for nodeid, (outcome, message) in tests.items()]
     totals = {k: sum(1 for e in entries if e["outcome"] == k) for k in ("passed", "failed", "skipped", "error")}
@@ -171,6 +172,14 @@ def test_written_matrix_has_a_row_per_cell_and_a_line_per_difference(tmp_path):
     assert [c["cell"] for c in data["cells"]] == ["a", "b", "c"] and "tests" not in data["cells"][0]
     assert data["differences"] == diffs
     assert not matrix.ok(rows), "cells with failures make the matrix fail"
+
+
+def test_a_cell_names_the_pins_it_runs_so_they_are_built_before_its_clock_starts():
+    assert set(matrix.Cell("3.8", "1.26").tools(PINS)) == {
+        "helm-3.8", "kube-apiserver-1.26", "kube-controller-manager-1.26", "kube-scheduler-1.26", "etcd-1.26", "kubectl"}
+    assert matrix.Cell("current", "current").tools(PINS)[0] == "helm"
+    assert matrix.Cell.parse("current:1.26").pytest_options() == ["--chartproof-kube-version", "1.26"]
+    assert matrix.Cell.parse("current:current").pytest_options() == [], "a current cell is the plain run"
 
 
 def test_bad_cells_stop_the_matrix_before_any_run(tmp_path, capsys):

@@ -25,6 +25,7 @@ from pathlib import Path
 from chartproof.clusters.base import Cluster, ClusterProvider, ClusterRecord
 from chartproof.clusters.embedded import new_cluster_name
 from chartproof.errors import ChartproofError, ClusterError
+from chartproof.kube import KubectlError
 from chartproof.progress import Progress
 
 STARTING, HELD, FREE, STOPPING = "starting", "held", "free", "stopping"
@@ -203,7 +204,10 @@ class ClusterPool:
         record = cluster.record
         record.owner_pid = self.owner_pid
         record.save()
-        info = cluster.describe()
+        try:
+            info = cluster.describe()
+        except (ChartproofError, KubectlError):  # only the report's summary of the cluster is missing then
+            info = None
 
         def started(state: dict, members: list[Member]) -> None:
             state["info"] = state["info"] or info
