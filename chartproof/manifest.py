@@ -12,7 +12,9 @@ file names or object order: ``select`` and ``one`` do that, and ``one`` explains
 from __future__ import annotations
 
 import base64
+import marshal
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -44,6 +46,45 @@ _SOURCE = "# Source: "
 
 class ManifestError(AssertionError):
     """The rendered text is not valid YAML: a defect of the chart, reported with where it is."""
+
+
+class _ParsedDocuments:
+    """What each document's text parses to, remembered by its text for the process (most documents of a render
+    are the same text in the next render: a chart's CRDs, its ConfigMaps), kept as ``marshal`` bytes so that
+    every Manifest gets objects of its own to change. A document whose parse marshal cannot hold (a YAML date,
+    a set) is parsed every time. Bounded: forgotten past ``limit`` bytes of text."""
+
+    def __init__(self, limit: int = 256 << 20):
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._entries: dict[str, bytes | None] = {}
+        self._size = 0
+        self.hits = self.misses = 0
+
+    def load(self, chunk: str) -> list[Any]:
+        """The documents of ``chunk``, nulls pruned (raises yaml.YAMLError as PyYAML does)."""
+        with self._lock:
+            packed = self._entries.get(chunk, False)
+        if packed:
+            self.hits += 1
+            return marshal.loads(packed)
+        self.misses += 1
+        docs = [prune(doc) for doc in yaml.load_all(chunk, Loader=_Loader)]
+        if packed is False:
+            try:
+                entry: bytes | None = marshal.dumps(docs)
+            except ValueError:  # a value marshal cannot hold: parse this text every time
+                entry = None
+            with self._lock:
+                if self._size + len(chunk) > self.limit:
+                    self._entries.clear()
+                    self._size = 0
+                self._entries[chunk] = entry
+                self._size += len(chunk)
+        return docs
+
+
+_PARSED = _ParsedDocuments()
 
 
 def split_documents(text: str) -> Iterator[tuple[str, str, int]]:
@@ -91,7 +132,7 @@ class Manifest:
         self.sources: list[str] = []
         for source, chunk, first_line in split_documents(text):
             try:
-                docs = list(yaml.load_all(chunk, Loader=_Loader))
+                docs = _PARSED.load(chunk)
             except yaml.YAMLError as exc:
                 mark = getattr(exc, "problem_mark", None)
                 where = f", line {first_line + mark.line}" if mark is not None else ""
@@ -103,7 +144,6 @@ class Manifest:
     def _add(self, doc: Any, source: str) -> None:
         if not isinstance(doc, dict) or not doc.get("kind"):
             return  # empty documents and comments-only documents
-        doc = prune(doc)
         if str(doc["kind"]).endswith("List") and isinstance(doc.get("items"), list):
             for item in doc["items"]:
                 self._add(item, source)
@@ -237,6 +277,26 @@ def fragment(obj: Any, limit: int = 1500) -> str:
 
 
 # -- pods ------------------------------------------------------------------------------------------------
+def scalar_text(node: Any) -> str:
+    """Every key and scalar value of ``node`` as text, joined by NUL characters: a substring search in it finds
+    a value wherever it sits, without the quoting, escaping and line folding of a YAML or JSON dump."""
+    parts: list[str] = []
+
+    def walk(item: Any) -> None:
+        if isinstance(item, dict):
+            for k, v in item.items():
+                parts.append(str(k))
+                walk(v)
+        elif isinstance(item, list):
+            for v in item:
+                walk(v)
+        elif item is not None:
+            parts.append(str(item))
+
+    walk(node)
+    return "\0".join(parts)
+
+
 def pod_spec(obj: dict) -> dict:
     path = POD_TEMPLATE_PATHS.get(obj.get("kind", ""))
     if path is None:

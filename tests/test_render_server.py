@@ -121,6 +121,17 @@ def write_chart(root: Path) -> Path:
                                "    helm.sh/hook-weight: \"-5\"\n",
         "templates/tests/test.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-test\n"
                                      "  annotations:\n    helm.sh/hook: test\n",
+        # Several documents a file, kinds in and out of helm's install order, one kind in two files, and an
+        # unknown hook: the order helm sorts them into and what it logs.
+        "templates/mixed.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}-b\n---\n"
+                                "apiVersion: x.io/v1\nkind: Zebra\nmetadata:\n  name: z1\n---\n"
+                                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-a\n---\n"
+                                "apiVersion: x.io/v1\nkind: Apple\nmetadata:\n  name: a1\n---\n"
+                                "apiVersion: x.io/v1\nkind: Zebra\nmetadata:\n  name: z2\n---\n"
+                                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: odd-hook\n"
+                                "  annotations:\n    helm.sh/hook: not-a-hook\n",
+        "templates/more.yaml": "apiVersion: x.io/v1\nkind: Apple\nmetadata:\n  name: a0\n---\n"
+                               "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-0\n",
         "templates/fail.yaml": "{{ if .Values.mustFail }}{{ fail \"mustFail is set: refusing\" }}{{ end }}\n",
         "templates/broken.yaml": "{{ if .Values.breakYaml }}kind: [unclosed\n{{ end }}\n",
         "charts/sub/Chart.yaml": "apiVersion: v2\nname: sub\nversion: 0.1.0\n",

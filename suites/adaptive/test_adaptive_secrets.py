@@ -8,7 +8,7 @@ import adaptive_facts as F
 import pytest
 import yaml
 
-from chartproof.manifest import all_containers, decoded_secret, env_map, ref
+from chartproof.manifest import all_containers, decoded_secret, env_map, ref, scalar_text
 from chartproof.paths import scenarios
 
 GOOD_COOKIE = "c" * 64
@@ -149,7 +149,7 @@ def test_secret_values_appear_only_in_secrets(render, case):
     for obj in m:
         if obj.get("kind") == "Secret":
             continue
-        text = yaml.safe_dump(obj)
+        text = scalar_text(obj)
         leaked = sorted(s for s in secrets if s in text)
         assert not leaked, f"{ref(obj)} carries {len(leaked)} secret value(s) of case {case} (expected only in Secrets)"
 
