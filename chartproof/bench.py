@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     if "render" in parts:
         from chartproof.bench_render import measure_render_tier, summary
         render = measure_render_tier()
-        results["render_tier_vs_helm_unittest"] = {k: render[k] for k in ("ratio", "cpu_ratio", "wall_ratio") if k in render}
+        results["render_tier_vs_helm_unittest"] = {k: render[k] for k in ("ratio", "cpu_ratio", "wall_ratio", "mirror_ratio", "mirror_cpu_ratio", "mirror_wall_ratio") if k in render}
         goals += summary(render)
     if "installs" in parts:
         from chartproof.bench_install import measure_installs, table

@@ -29,6 +29,7 @@ from chartproof.toolchain import Toolchain
 
 REPO = Path(__file__).resolve().parent.parent
 PEER_SUITES = REPO / "tests" / "bench" / "helm-unittest" / "adaptive"
+MIRROR = REPO / "tests" / "bench" / "chartproof" / "adaptive_mirror.py"  # helm-unittest's twenty checks, as our tests
 
 
 def junit_tests(path: Path) -> dict:
@@ -64,11 +65,12 @@ def per_test(counts: dict, clock: dict, command: list[str]) -> dict:
             "wall_per_test_s": clock["wall_s"] / tests}
 
 
-def render_tier(renderer: str, work: Path, *, suite: str = "suites/adaptive") -> dict:
+def render_tier(renderer: str, work: Path, *, suite: str = "suites/adaptive", label: str = "") -> dict:
     """The render tier of ``suite`` under pytest, serially, with ``CHARTPROOF_RENDERER=renderer``."""
-    junit = work / f"pytest-{renderer}.xml"
+    label = label or renderer
+    junit = work / f"pytest-{label}.xml"
     cmd = [sys.executable, "-m", "pytest", suite, "-m", "not cluster", "-q", "-p", "no:cacheprovider",
-           "-p", "no:xdist", f"--junitxml={junit}", "--report-dir", str(work / f"reports-{renderer}")]
+           "-p", "no:xdist", f"--junitxml={junit}", "--report-dir", str(work / f"reports-{label}")]
     env = {**os.environ, CHOICE_ENV: renderer}
     proc, clock = timed(cmd, env=env, cwd=REPO, what=f"pytest {suite} -m 'not cluster' with {renderer}")
     if not junit.is_file():
@@ -100,14 +102,16 @@ def measure_render_tier(*, repeat: int = 1, suite: str = "suites/adaptive", char
                         peer_suites: Path = PEER_SUITES, toolchain: Toolchain | None = None) -> dict:
     """Time (a) the render tier with our renderer, (b) with helm template, (c) helm-unittest on the same chart.
 
-    Each is run ``repeat`` times and the run with the median per-test duration is kept. Returns the three
-    figures (``renderer``, ``helm``, ``helm_unittest``) and the ratios of ours to helm-unittest per test:
-    ``ratio`` (the tests' own durations, the goal: <= 1), ``cpu_ratio`` and ``wall_ratio``."""
+    Each is run ``repeat`` times and the run with the median per-test duration is kept. Returns the figures
+    (``renderer``, ``helm``, ``helm_unittest``, and ``mirror``: helm-unittest's own twenty checks written as
+    Chartproof tests, run with our renderer) and the ratios of ours to helm-unittest per test: ``ratio`` (the
+    whole render tier, the tests' own durations, the goal: <= 1), ``cpu_ratio``, ``wall_ratio``, and
+    ``mirror_ratio`` (the same checks in both tools)."""
     toolchain = toolchain or Toolchain()
     for tool in ("helm", TOOL):
         toolchain.path(tool)  # a warm cache: what is measured is rendering, not a build
     peer = toolchain.path("helm-unittest")
-    figures: dict[str, list[dict]] = {"renderer": [], "helm": [], "helm_unittest": []}
+    figures: dict[str, list[dict]] = {"renderer": [], "helm": [], "helm_unittest": [], "mirror": []}
     with tempfile.TemporaryDirectory(prefix="chartproof-bench-render-") as tmp:
         for index in range(repeat):
             work = Path(tmp) / f"run-{index}"
@@ -115,6 +119,9 @@ def measure_render_tier(*, repeat: int = 1, suite: str = "suites/adaptive", char
             figures["renderer"].append(render_tier(TOOL, work, suite=suite))
             figures["helm"].append(render_tier("helm", work, suite=suite))
             figures["helm_unittest"].append(helm_unittest_tier(peer, work, chart=chart, suites=peer_suites))
+            if suite == "suites/adaptive" and peer_suites == PEER_SUITES:
+                figures["mirror"].append(render_tier(TOOL, work, suite=str(MIRROR), label="mirror"))
+    figures = {name: runs for name, runs in figures.items() if runs}
     result: dict = {"cores": os.cpu_count(), "repeat": repeat}
     for name, runs in figures.items():
         middle = statistics.median_low([r["per_test_s"] for r in runs])
@@ -123,6 +130,11 @@ def measure_render_tier(*, repeat: int = 1, suite: str = "suites/adaptive", char
     for key, field in (("ratio", "per_test_s"), ("cpu_ratio", "cpu_per_test_s"), ("wall_ratio", "wall_per_test_s")):
         result[key] = ours[field] / theirs[field] if theirs[field] else float("inf")
         result[f"helm_{key}"] = helm[field] / theirs[field] if theirs[field] else float("inf")
+    if "mirror" in result:
+        mirror = result["mirror"]
+        for key, field in (("mirror_ratio", "per_test_s"), ("mirror_cpu_ratio", "cpu_per_test_s"),
+                           ("mirror_wall_ratio", "wall_per_test_s")):
+            result[key] = mirror[field] / theirs[field] if theirs[field] else float("inf")
     result["goal_met"] = result["ratio"] <= 1 and not (ours["failed"] or theirs["failed"])
     return result
 
@@ -131,7 +143,9 @@ def summary(result: dict) -> list[str]:
     """The figures as lines for a terminal (what ``nox -s bench`` prints)."""
     lines = [f"render tier, per test ({result['cores']} cores; load average before each run in brackets):"]
     for name, label in (("renderer", f"pytest, {TOOL}"), ("helm", "pytest, helm template"),
-                        ("helm_unittest", "helm-unittest")):
+                        ("helm_unittest", "helm-unittest"), ("mirror", "its checks as our tests")):
+        if name not in result:
+            continue
         r = result[name]
         lines.append(f"  {label:24} {r['per_test_s'] * 1000:7.1f} ms in-test, {r['cpu_per_test_s'] * 1000:7.1f} ms CPU, "
                      f"{r['wall_per_test_s'] * 1000:7.1f} ms wall; {r['tests']} tests, {r['failed']} failed, "
@@ -139,6 +153,9 @@ def summary(result: dict) -> list[str]:
     lines.append(f"  ours / helm-unittest: {result['ratio']:.2f} in-test (goal <= 1: "
                  f"{'met' if result['goal_met'] else 'NOT met'}), {result['cpu_ratio']:.2f} CPU, "
                  f"{result['wall_ratio']:.2f} wall; helm template / helm-unittest: {result['helm_ratio']:.2f} in-test")
+    if "mirror_ratio" in result:
+        lines.append(f"  the same twenty checks, ours / helm-unittest: {result['mirror_ratio']:.2f} in-test, "
+                     f"{result['mirror_cpu_ratio']:.2f} CPU, {result['mirror_wall_ratio']:.2f} wall")
     return lines
 
 

@@ -294,6 +294,20 @@ class RenderClient:
             cache.put(key, request, rendered)
             return rendered
 
+    def warm(self, charts: list[Path], *, env: dict[str, str], log_path: Path) -> None:
+        """Start the renderer and have it read ``charts`` now (a session starts this in the background, so
+        that the first test does not pay for it). Quiet: a renderer that cannot start says so at first render."""
+        with self._lock:
+            if self._unavailable or not self._resolve():
+                return
+            try:
+                process = self._ensure_started(env, log_path)
+                for chart in charts:
+                    self.stats["chart_loads"] += bool(process.ask(
+                        {"cwd": os.getcwd(), "release": "warm", "chart": str(chart), "load_only": True}).get("loaded"))
+            except (RendererFailed, OSError, ValueError):
+                return
+
     def _resolve(self) -> bool:
         if self._unavailable:
             return False

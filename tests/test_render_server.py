@@ -470,3 +470,37 @@ def test_peer_suites_pass_on_our_chart_and_fail_on_a_broken_copy(tmp_path):
     (tmp_path / "broken").mkdir()
     bad = helm_unittest_tier(binary, tmp_path / "broken", chart=broken)
     assert bad["failed"] == 2, f"the two migration-flag tests were expected to fail on the broken copy: {bad}"
+
+
+def test_mirror_of_the_peer_suites_is_the_same_checks(tmp_path):
+    """The bench's same-checks figure is fair: our twin of the helm-unittest suites has as many tests, passes on
+    charts/adaptive, and fails the same two tests on the copy that lost its migrations flag."""
+    from chartproof.bench_render import MIRROR, PEER_SUITES, junit_tests
+
+    peer_tests = sum(text.count("\n  - it: ") for text in (p.read_text() for p in PEER_SUITES.glob("*_test.yaml")))
+    broken = tmp_path / "adaptive"
+    shutil.copytree(REPO / "charts/adaptive", broken)
+    template = broken / "templates" / "control-plane.yaml"
+    template.write_text(template.read_text().replace("ADAPTIVE_DB__RUN_MIGRATIONS", "ADAPTIVE_DB__MIGRATIONS"))
+    counts = {}
+    for name, extra in (("good", []), ("broken", ["--chart", f"adaptive={broken}"])):
+        junit = tmp_path / f"{name}.xml"
+        subprocess.run([sys.executable, "-m", "pytest", str(MIRROR), "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                        f"--junitxml={junit}", "--report-dir", str(tmp_path / f"reports-{name}"), *extra],
+                       capture_output=True, text=True, cwd=REPO, timeout=600)
+        counts[name] = junit_tests(junit)
+    assert counts["good"]["tests"] == peer_tests == 20 and counts["good"]["failed"] == 0, counts
+    assert counts["broken"]["failed"] == 2, f"the two migration-flag checks were expected to fail: {counts['broken']}"
+
+
+def test_warm_up_loads_the_chart_before_the_first_render(tmp_path, client, helm_env, renderer_binary):
+    """A session warms its renderer up while pytest collects: the chart is read then, and the first render
+    finds it in memory (and still answers what helm template prints)."""
+    chart = REPO / "charts" / "adaptive"
+    client.warm([chart], env=helm_env, log_path=tmp_path / "render.log")
+    assert client.stats["started"] == 1 and client.stats["chart_loads"] == 1, client.stats
+    args = ["template", "adaptive", str(chart), "--kube-version", "1.36.1"]
+    rendered = client.template(args, env=helm_env, cache_dir=tmp_path / "cache", log_path=tmp_path / "render.log")
+    assert rendered is not None and rendered.exit == 0, rendered
+    assert client.stats["chart_loads"] == 1, f"the first render read the chart again: {client.stats}"
+    assert "kind: Deployment" in rendered.stdout

@@ -56,6 +56,8 @@ type request struct {
 	IsUpgrade            bool     `json:"is_upgrade"`
 	SkipSchemaValidation bool     `json:"skip_schema_validation"`
 	EnableDNS            bool     `json:"enable_dns"`
+	// LoadOnly reads the chart into memory (if not already) and renders nothing: a warm-up before the first render.
+	LoadOnly bool `json:"load_only"`
 }
 
 // reply is what helm would have printed for the request.
@@ -175,6 +177,10 @@ func (r *renderer) template(req *request, stdout, stderr *bytes.Buffer) (bool, e
 	path, err := client.ChartPathOptions.LocateChart(req.Chart, r.settings)
 	if err != nil {
 		return false, err
+	}
+	if req.LoadOnly {
+		_, loaded, err := r.load(path)
+		return loaded, err
 	}
 	options := values.Options{
 		ValueFiles: req.Values, Values: req.Set, StringValues: req.SetString, JSONValues: req.SetJSON,
