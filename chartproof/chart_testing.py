@@ -4,7 +4,9 @@ directories hold the charts, the extra arguments of helm install, the lint optio
 
 What a run takes from ``ct.yaml`` (at the pytest root, or ``$CHARTPROOF_CT_CONFIG``): each chart under its
 ``chart-dirs`` becomes the default location of the catalog chart of that Chart.yaml name (``--chart`` still
-wins). ``ct lint`` here passes the same file to ct, which reads its lint options itself.
+wins); its ``helm-extra-args`` go to every helm install, upgrade and uninstall of the run and its
+``helm-extra-set-args`` to every install and upgrade, after Chartproof's own flags, as ``ct install`` passes
+them. ``ct lint`` here passes the same file to ct, which reads its lint options itself.
 
 Command line (the lint session runs it): ``python -m chartproof.chart_testing lint [--config FILE] [CHART_DIR ...]``.
 """
@@ -48,7 +50,8 @@ class CtConfig:
     chart_dirs: tuple[Path, ...] = ()
     charts: tuple[Path, ...] = ()          # ct's `charts`: chart directories named one by one
     excluded_charts: tuple[str, ...] = ()  # directory names
-    helm_extra_args: tuple[str, ...] = ()  # extra arguments of helm install / upgrade (ct's `helm-extra-args`)
+    helm_extra_args: tuple[str, ...] = ()  # extra arguments of helm install / upgrade / uninstall (`helm-extra-args`)
+    helm_extra_set_args: tuple[str, ...] = ()  # extra arguments of helm install / upgrade (`helm-extra-set-args`)
     helm_lint_extra_args: tuple[str, ...] = ()
     lint_conf: Path | None = None
     chart_yaml_schema: Path | None = None
@@ -156,6 +159,7 @@ def load(path: Path | None = None, *, root: Path | None = None) -> CtConfig:
         charts=tuple(base / c for c in _strings(path, data, "charts")),
         excluded_charts=tuple(_strings(path, data, "excluded-charts")),
         helm_extra_args=_args(path, data, "helm-extra-args"),
+        helm_extra_set_args=_args(path, data, "helm-extra-set-args"),
         helm_lint_extra_args=_args(path, data, "helm-lint-extra-args"),
         lint_conf=optional_path("lint-conf"),
         chart_yaml_schema=optional_path("chart-yaml-schema"),
@@ -193,6 +197,17 @@ def run_charts(root: Path, given: dict[str, str], versions: Iterable[str] = ()) 
     found = {name: str(directory) for name, directory in load(path).chart_locations().items()
              if name not in given and name not in named}
     return {**found, **given}
+
+
+def run_helm_args(root: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(helm-extra-args, helm-extra-set-args)`` of the ct.yaml of ``root`` (both empty without one), for the
+    run's helm: as ``ct install`` does, the first go to helm install, upgrade and uninstall, the second to
+    install and upgrade, after Chartproof's own flags (so ``--timeout 600s`` there wins)."""
+    path = config_path(root)
+    if path is None:
+        return (), ()
+    config = load(path)
+    return config.helm_extra_args, config.helm_extra_set_args
 
 
 def scenario_cases(catalog, charts: Iterable[str] = DEFAULT_CHARTS) -> list[tuple[str, Path, str]]:

@@ -118,6 +118,10 @@ class Helm:
         # Renders shared by every process of the run that uses this folder (see chartproof.render_server).
         self.render_cache = Path(render_cache) if render_cache else self.workdir / "render-cache"
         self.use_renderer = use_renderer  # False: this helm is not the one chartproof-render links (helm 3.8)
+        # ct.yaml's helm-extra-args (install, upgrade, uninstall) and helm-extra-set-args (install, upgrade), as
+        # ct install passes them; after Chartproof's own flags, so that a ct.yaml `--timeout` wins (chart_testing).
+        self.extra_args: tuple[str, ...] = ()
+        self.extra_set_args: tuple[str, ...] = ()
 
     # -- plumbing --------------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -281,7 +285,7 @@ class Helm:
                "--timeout", f"{int(timeout)}s"]
         if create_namespace:
             cmd.append("--create-namespace")
-        return self.run(*cmd, *args, timeout=timeout + 60)
+        return self.run(*cmd, *self.extra_args, *self.extra_set_args, *args, timeout=self._budget(timeout))
 
     def upgrade(self, chart: str | Path, release: str, namespace: str, values: Any = (), set: dict[str, Any] | None = None,
                 *, reuse_values: bool = False, timeout: float = 300, args: tuple[str, ...] | list[str] = ()) -> HelmResult:
@@ -289,13 +293,17 @@ class Helm:
                "--timeout", f"{int(timeout)}s"]
         if reuse_values:
             cmd.append("--reuse-values")
-        return self.run(*cmd, *args, timeout=timeout + 60)
+        return self.run(*cmd, *self.extra_args, *self.extra_set_args, *args, timeout=self._budget(timeout))
 
     def uninstall(self, release: str, namespace: str, *, wait: bool = True, timeout: float = 300) -> HelmResult:
         cmd = ["uninstall", release, "--namespace", namespace, "--timeout", f"{int(timeout)}s"]
         if wait:
             cmd.append("--wait")
-        return self.run(*cmd, timeout=timeout + 60)
+        return self.run(*cmd, *self.extra_args, timeout=self._budget(timeout))
+
+    def _budget(self, timeout: float) -> float:
+        """How long a helm call may take: its --timeout, or a longer one of ct.yaml's extra args, plus a minute."""
+        return max([timeout, *_timeouts(self.extra_args)]) + 60
 
     def get_manifest(self, release: str, namespace: str) -> Manifest:
         return Manifest(self.run("get", "manifest", release, "--namespace", namespace, check=True).stdout)
@@ -304,6 +312,18 @@ class Helm:
         cmd = ["list", "--output", "json", "--all"]
         cmd += ["--namespace", namespace] if namespace else ["--all-namespaces"]
         return json.loads(self.run(*cmd, check=True).stdout or "[]")
+
+
+def _timeouts(args: tuple[str, ...]) -> list[float]:
+    """The seconds of each ``--timeout`` of helm arguments (``--timeout 10m``, ``--timeout=600s``, ``1h2m3s``)."""
+    found = []
+    for i, arg in enumerate(args):
+        value = arg.partition("=")[2] if arg.startswith("--timeout=") else (
+            args[i + 1] if arg == "--timeout" and i + 1 < len(args) else None)
+        parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", value or "")
+        if parts:
+            found.append(sum(float(n) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[u] for n, u in parts))
+    return found
 
 
 def _default_release(chart: str | Path) -> str:

@@ -22,11 +22,14 @@ from pathlib import Path
 import pytest
 
 from chartproof import diagnostics
+from chartproof.crdgen import load_crds
 from chartproof.errors import ChartproofError, ProviderUnavailableError
 from chartproof.operators import (
     ESO_TOOL,
     ControllerError,
+    ExternalSecretsPin,
     LocalController,
+    crds_refused_by,
     external_secrets_crds,
     external_secrets_served,
     install_crds,
@@ -101,9 +104,16 @@ def external_secrets_on(cluster, run) -> Operator:
     known = _STARTED.get(cluster.name)
     if known is not None and known.controller is not None and known.controller.alive:
         return known
+    crd_dir = external_secrets_crds(run.toolchain)
+    server = cluster.server_version()  # the API server's own word, not the version the run asked for
+    refused = crds_refused_by(load_crds(crd_dir), server)
+    if refused:
+        pytest.skip(f"External Secrets {ExternalSecretsPin.of(run.toolchain).version} cannot run on the {cluster.provider} "
+                    f"cluster {cluster.name}: its API server ({server}) refuses the release's CRDs: {refused[0]}"
+                    + (f" and {len(refused) - 1} more" if len(refused) > 1 else ""))
 
     def start() -> Operator:
-        crds = install_crds(cluster.kubectl, external_secrets_crds(run.toolchain))
+        crds = install_crds(cluster.kubectl, crd_dir)
         controller = start_external_secrets(run.toolchain, cluster.kubeconfig,
                                             operators_dir(run) / f"{ESO_TOOL}-{cluster.name}.log",
                                             owner_pid=run.controller_pid)

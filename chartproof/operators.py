@@ -279,6 +279,36 @@ def external_secrets_crds(toolchain) -> Path:
                          generator=generator.cache_version)
 
 
+# CRD schema fields the API server refuses before the Kubernetes minor that introduced them.
+CRD_FIELD_MINORS = {"selectableFields": (1, 30)}
+
+
+def _minor(version: str) -> tuple[int, int] | None:
+    """``v1.26.13`` -> (1, 26); None when it is not a version (e.g. ``unknown``)."""
+    parts = version.strip().lstrip("v").split(".")
+    try:
+        return int(parts[0]), int(parts[1].split("-")[0].split("+")[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def crds_refused_by(crds: Iterable[dict], server_version: str) -> list[str]:
+    """What of ``crds`` an API server of ``server_version`` refuses, one line per field: e.g.
+    ``externalsecrets.external-secrets.io v1 uses selectableFields (Kubernetes 1.30+)``. Empty when it serves them
+    all (or its version is not known: then the apply itself tells)."""
+    server = _minor(server_version)
+    if server is None:
+        return []
+    refused = []
+    for crd in crds:
+        for version in (crd.get("spec") or {}).get("versions") or []:
+            for name, since in CRD_FIELD_MINORS.items():
+                if version.get(name) and server < since:
+                    refused.append(f"{crd['metadata']['name']} {version.get('name')} uses {name} "
+                                   f"(Kubernetes {since[0]}.{since[1]}+)")
+    return refused
+
+
 def install_crds(kubectl: Kubectl, directory: Path, timeout: float = 60) -> list[str]:
     """Apply every CRD of ``directory`` (server-side: ESO's store CRDs exceed the client-side annotation
     limit) and wait until each is Established. Returns the CRD names."""

@@ -138,6 +138,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def _options(config: pytest.Config) -> RunOptions:
     report_dir = config.getoption("chartproof_report_dir") or str(Path(config.rootpath) / "reports")
+    extra_args, extra_set_args = chart_testing.run_helm_args(Path(config.rootpath))  # ct.yaml's, as ct install
     return RunOptions(
         cluster=config.getoption("chartproof_cluster"),
         nodes=config.getoption("chartproof_nodes"),
@@ -153,6 +154,8 @@ def _options(config: pytest.Config) -> RunOptions:
         helm_version=config.getoption("chartproof_helm_version"),
         kube_version=config.getoption("chartproof_kube_version"),
         pool_size=_pool_size(config),
+        helm_extra_args=extra_args,
+        helm_extra_set_args=extra_set_args,
     )
 
 
@@ -304,6 +307,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             run.validate()
         except ChartproofError as err:
             _fail_fast(err)
+    if not (run.is_controller and getattr(session.config.option, "numprocesses", None)):
+        run.warm_renderer()  # a process that runs tests: its renderer reads the charts while pytest collects
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -13,11 +13,13 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from chartproof import render_server
 from chartproof.charts import ChartCatalog
 from chartproof.clusters import Cluster, ClusterRecord, provider_for
 from chartproof.clusters.existing import detect_simulated
@@ -48,6 +50,8 @@ class RunOptions:
     helm_version: str | None = None  # --chartproof-helm MINOR: the pin helm-MINOR for every helm call (versions.py)
     kube_version: str | None = None  # --chartproof-kube-version MINOR: the embedded control plane's Kubernetes
     pool_size: int = 0  # embedded clusters lent to exclusive tests (0: they share the run's cluster, one at a time)
+    helm_extra_args: tuple[str, ...] = ()  # ct.yaml's helm-extra-args (chart_testing.run_helm_args)
+    helm_extra_set_args: tuple[str, ...] = ()  # ct.yaml's helm-extra-set-args
 
     @staticmethod
     def parse_pairs(items: list[str] | None, what: str) -> dict[str, str]:
@@ -118,7 +122,25 @@ class Run:
             # the current helm's SDK: an older helm of the matrix renders by itself.
             self._helm = Helm(self.toolchain.path(pin), self.catalog, workdir=self.run_dir / f"proc-{os.getpid()}",
                               render_cache=self.run_dir / "render-cache", use_renderer=pin == "helm")
+            self._helm.extra_args = tuple(self.options.helm_extra_args)
+            self._helm.extra_set_args = tuple(self.options.helm_extra_set_args)
         return self._helm
+
+    def warm_renderer(self) -> threading.Thread | None:
+        """Start this process's renderer and load the run's local charts into it, in a background thread (while
+        pytest collects); None when renders do not go through the renderer."""
+        try:
+            helm = self.helm
+            charts = [self.catalog.local_dir(name) for name, ref in self.catalog.refs.items() if ref.kind == "dir"]
+        except ChartproofError:
+            return None  # the same error comes back, reported, where a test asks for helm
+        if not helm.use_renderer or render_server.choice() != render_server.TOOL:
+            return None
+        thread = threading.Thread(target=render_server.CLIENT.warm, args=(charts,), name="chartproof-render-warm",
+                                  kwargs={"env": helm.env(), "log_path": helm.workdir / "chartproof-render.log"},
+                                  daemon=True)
+        thread.start()
+        return thread
 
     def helm_for(self, cluster: Cluster | None) -> Helm:
         """The run's helm, driven against ``cluster`` (a cluster of the pool); the run's own for None.

@@ -15,6 +15,7 @@ from chartproof import chart_testing
 from chartproof.chart_testing import CtConfig, lint_command, load, run_charts, scenario_cases
 from chartproof.charts import ChartCatalog
 from chartproof.errors import ChartNotFoundError, ToolchainError, UsageError
+from chartproof.helm import Helm
 from chartproof.paths import CHARTS, FIXTURES, scenario, scenario_id, scenarios
 from chartproof.toolchain import Toolchain
 from tests.conftest import REPO
@@ -225,3 +226,58 @@ def test_lint_cli_refuses_a_bad_config_in_one_line(tmp_path):
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"chartproof: usage: {bad}: chart-dirs must be a list of strings, not int"]
+
+
+# -- ct.yaml's helm-extra-args reach helm install ---------------------------------------------------------------
+def test_run_helm_args_are_ct_yaml_extra_args_and_extra_set_args(tmp_path):
+    assert chart_testing.run_helm_args(tmp_path) == ((), ()), "no ct.yaml: no extra helm arguments"
+    (tmp_path / "ct.yaml").write_text("helm-extra-args: --timeout 600s\nhelm-extra-set-args: --set=a.b=1 --set c=2\n")
+    assert chart_testing.run_helm_args(tmp_path) == (("--timeout", "600s"), ("--set=a.b=1", "--set", "c=2"))
+
+
+INSTALL_PROBE = '''
+import json
+from pathlib import Path
+
+
+def test_install_takes_ct_yaml_args(install_chart, helm):
+    rel = install_chart(Path(__file__).parent / "charts" / "probe", release="probe")
+    status = json.loads(helm.run("status", rel.name, "--namespace", rel.namespace, "-o", "json", check=True).stdout)
+    manifest = helm.get_manifest(rel.name, rel.namespace)
+    greeting = (manifest.get("ConfigMap", "probe").get("data") or {}).get("greeting")
+    assert greeting == "from-ct-yaml", f"helm-extra-set-args did not reach helm install: greeting is {greeting!r}"
+    description = (status.get("info") or {}).get("description")
+    assert description == "from-ct-yaml", f"helm-extra-args did not reach helm install: description {description!r}"
+'''
+
+
+@pytest.mark.cluster
+def test_ct_yaml_helm_extra_args_and_set_args_reach_every_helm_install_of_a_run(tmp_path):
+    """ct install passes helm-extra-args and helm-extra-set-args to helm install: a run in a repository whose
+    ct.yaml gives ``--description`` and ``--set`` installs a release that carries both (read back from the
+    cluster's release record)."""
+    probe = chart(tmp_path / "charts" / "probe", "probe")
+    (probe / "templates").mkdir()
+    (probe / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: probe\ndata:\n  greeting: {{ .Values.greeting | quote }}\n")
+    (probe / "values.yaml").write_text("greeting: from-values\n")
+    (tmp_path / "test_probe.py").write_text(INSTALL_PROBE)
+    (tmp_path / "ct.yaml").write_text("helm-extra-args: --description from-ct-yaml --timeout 120s\n"
+                                      "helm-extra-set-args: --set greeting=from-ct-yaml\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q",
+                           "--rootdir", str(tmp_path), "--report-dir", str(tmp_path / "reports"), "test_probe.py"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                          env={k: v for k, v in os.environ.items() if k != chart_testing.CONFIG_ENV})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"the run in a repository with ct.yaml's helm args failed:\n{out[-3000:]}"
+    assert "1 passed" in out, out[-3000:]
+
+
+def test_a_longer_ct_yaml_timeout_lengthens_the_helm_call_budget(tmp_path):
+    """ct.yaml's ``--timeout 10m`` wins over Chartproof's own --timeout, so the helm call is given that long."""
+    helm = Helm(Path("helm"), ChartCatalog(workdir=tmp_path), workdir=tmp_path)
+    assert helm._budget(300) == 360
+    helm.extra_args = ("--atomic", "--timeout", "10m")
+    assert helm._budget(300) == 660
+    helm.extra_args = ("--timeout=1h2m3s",)
+    assert helm._budget(300) == 3723 + 60

@@ -4,6 +4,9 @@ real cell, helm 3.8.2 on a Kubernetes 1.26 control plane, run end to end on a ti
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -11,11 +14,14 @@ import yaml
 
 from chartproof import matrix
 from chartproof.clusters.embedded import EmbeddedProvider
+from chartproof.crdgen import load_crds
 from chartproof.errors import UsageError
+from chartproof.operators import crds_refused_by, external_secrets_crds
 from chartproof.run import Run, RunOptions
 from chartproof.toolchain import Toolchain
 from chartproof.toolchain.pins import ToolPin, load_pins
 from chartproof.versions import control_plane_pins, helm_pin, pin_for_release, pinned_minors
+from tests.conftest import REPO
 
 
 def _pin(name: str, version: str) -> ToolPin:
@@ -207,3 +213,55 @@ def test_one_real_cell_helm_3_8_on_kubernetes_1_26(tmp_path):
     assert totals["passed"] >= 2 and totals["failed"] == totals["error"] == 0, f"{totals}: {log[-3000:]}"
     options = json.loads((Path(row["report"]) / "results.json").read_text())["options"]
     assert (options["helm_version"], options["kube_version"]) == ("3.8", "1.26")
+
+
+# -- suite defects of the older cells --------------------------------------------------------------------------
+def test_eso_crds_are_refused_below_kubernetes_1_30_and_served_from_it():
+    """The pinned ESO release's generated CRDs use selectableFields: a 1.26 API server refuses them (so the ESO
+    tests skip there, saying so), 1.30 and later serve them."""
+    crds = load_crds(external_secrets_crds(Toolchain()))
+    refused = crds_refused_by(crds, "v1.26.13")
+    assert refused and all("selectableFields (Kubernetes 1.30+)" in line for line in refused), refused
+    assert any(line.startswith("externalsecrets.external-secrets.io ") for line in refused), refused
+    for served in ("v1.30.0", "v1.36.1", "unknown"):
+        assert crds_refused_by(crds, served) == [], f"{served}: {crds_refused_by(crds, served)}"
+
+
+HELM_38_FIXTURE_FILES = ("suites/adaptive/test_adaptive_harmony_gpus.py", "suites/monitoring/test_monitoring_render_objects.py")
+
+
+def test_helm_3_8_refusing_the_default_render_fails_the_promises_not_their_setup(tmp_path):
+    """helm 3.8.2 renders as Kubernetes 1.23 and the charts ask for >=1.26: the tests built on the default render
+    must fail with helm's refusal (a verdict), none may error in setup (a suite defect)."""
+    junit = tmp_path / "junit.xml"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-q",
+                           "--chartproof-helm", "3.8", "--report-dir", str(tmp_path / "reports"),
+                           f"--junitxml={junit}", *HELM_38_FIXTURE_FILES],
+                          capture_output=True, text=True, cwd=REPO, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert junit.is_file(), out[-3000:]
+    cases = ET.parse(junit).getroot().iter("testcase")
+    errors, failures = [], []
+    for case in cases:
+        name = f"{case.get('classname')}::{case.get('name')}"
+        errors += [name for _ in case.iter("error")]
+        failures += [(name, f.get("message") or "") for f in case.iter("failure")]
+    assert not errors, f"tests that errored in setup on helm 3.8 (a suite defect): {errors}\n{out[-3000:]}"
+    assert len(failures) >= 20, f"expected the default-render promises to fail on helm 3.8, found {len(failures)}"
+    wrong = [name for name, message in failures if "kubeVersion" not in message]
+    assert not wrong, f"failures that do not carry helm's kubeVersion refusal: {wrong}"
+
+
+@pytest.mark.cluster
+def test_external_secrets_tests_skip_on_a_kubernetes_1_26_server(tmp_path):
+    """On the 1.26 cell the ESO tests skip, with the reason read from the cluster's API server, instead of
+    erroring when it refuses the CRDs."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-rs", "-q",
+                           "--chartproof-kube-version", "1.26", "--report-dir", str(tmp_path / "reports"),
+                           "suites/adaptive/test_adaptive_external_secrets_live.py"],
+                          capture_output=True, text=True, cwd=REPO, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert summary.startswith("1 skipped in "), f"expected the one ESO test to skip, the run says {summary!r}"
+    assert "its API server (v1.26.13) refuses the release's CRDs" in out and "selectableFields" in out, out[-3000:]
