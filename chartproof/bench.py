@@ -9,8 +9,10 @@
 4. The render tier against helm-unittest on charts/adaptive (chartproof.bench_render; goal: ratio <= 1).
 5. Install, readiness and uninstall of each scenario against ``ct install`` of the same values file on the
    same cluster (chartproof.bench_install; goal: every ratio under 0.5).
+6. The conformance run, ``pytest suites`` with the default workers and serially (chartproof.bench_conformance;
+   goals: under 2 minutes, and at least 1.6 times faster than serial).
 
-``--only cluster,render,installs`` runs some of them.
+``--only cluster,render,installs,conformance`` runs some of them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from chartproof.clusters.nodes import node_objects, parse_shape
 from chartproof.kube import wait_for
 from chartproof.progress import Progress
 from chartproof.toolchain import Toolchain
+
+PARTS = ("cluster", "render", "installs", "conformance")
 
 
 def gpu_deployment(name: str, replicas: int) -> dict:
@@ -137,12 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large-nodes", type=int, default=1000)
     parser.add_argument("--large-pods", type=int, default=1000)
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
-    parser.add_argument("--only", default="cluster,render,installs", help="which parts: cluster, render, installs")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"which parts: {', '.join(PARTS)}")
     args = parser.parse_args(argv)
     parts = {p.strip() for p in args.only.split(",") if p.strip()}
-    unknown = parts - {"cluster", "render", "installs"}
+    unknown = parts - set(PARTS)
     if unknown:
-        parser.error(f"--only: unknown {', '.join(sorted(unknown))} (known: cluster, render, installs)")
+        parser.error(f"--only: unknown {', '.join(sorted(unknown))} (known: {', '.join(PARTS)})")
     results: dict[str, object] = {"cores": os.cpu_count(), "load_at_start": round(os.getloadavg()[0], 2)}
     goals: list[str] = []
     if "cluster" in parts:
@@ -157,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         installs = measure_installs()
         results["installs_vs_ct_install_worst_ratio"] = installs.get("worst")
         goals += table(installs).splitlines()
+    if "conformance" in parts:
+        from chartproof.bench_conformance import measure_conformance
+        from chartproof.bench_conformance import summary as conformance_summary
+        conformance = measure_conformance()
+        results["conformance_wall_s"] = conformance["parallel"]["wall_s"]
+        results["conformance_serial_over_parallel"] = conformance.get("speedup")
+        goals += conformance_summary(conformance)
 
     width = max(len(k) for k in results)
     print("\nChartproof benchmarks (embedded cluster, warm toolchain cache)")
