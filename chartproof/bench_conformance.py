@@ -12,14 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from chartproof.bench_render import junit_tests
-from chartproof.progress import Progress
+from chartproof.bench_render import junit_tests, timed
 
 REPO = Path(__file__).resolve().parent.parent
 WALL_GOAL_S = 120.0
@@ -32,13 +29,11 @@ def conformance_run(workers: int, work: Path, *, suites: str = "suites") -> dict
     cmd = [sys.executable, "-m", "pytest", suites, "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
            "--report-dir", str(work / f"reports-n{workers}")]
     cmd += ["-n", str(workers)] if workers else ["-p", "no:xdist"]
-    load = os.getloadavg()[0]
-    began = time.monotonic()
-    with Progress("bench conformance", f"pytest {suites} {'-n ' + str(workers) if workers else 'serially'}", every=30):
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=3600)
-    wall = time.monotonic() - began
+    proc, clock = timed(cmd, env=dict(os.environ), cwd=REPO, title="bench conformance",
+                        what=f"pytest {suites} {'-n ' + str(workers) if workers else 'serially'}", every=30)
     counts = junit_tests(junit) if junit.is_file() else {"tests": 0, "failed": 0, "skipped": 0, "seconds": 0.0}
-    return {"workers": workers, "wall_s": round(wall, 1), "exit": proc.returncode, "load_before": round(load, 2),
+    return {"workers": workers, "wall_s": round(clock["wall_s"], 1), "exit": proc.returncode,
+            "load_before": clock["load_before"],
             **{k: counts[k] for k in ("tests", "failed", "skipped")},
             "tail": proc.stdout.strip().splitlines()[-1:] if proc.returncode else []}
 

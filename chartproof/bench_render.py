@@ -45,12 +45,13 @@ def junit_tests(path: Path) -> dict:
     return counts
 
 
-def timed(cmd: list[str], *, env: dict[str, str], cwd: Path, what: str) -> tuple[subprocess.CompletedProcess, dict]:
+def timed(cmd: list[str], *, env: dict[str, str], cwd: Path, what: str, title: str = "bench render",
+          every: float = 15) -> tuple[subprocess.CompletedProcess, dict]:
     """Run ``cmd`` to the end; its wall seconds, the CPU seconds of it and its descendants, the load before."""
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    with Progress("bench render", what, every=15):
+    with Progress(title, what, every=every):
         proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=3600)
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -126,15 +127,11 @@ def measure_render_tier(*, repeat: int = 1, suite: str = "suites/adaptive", char
     for name, runs in figures.items():
         middle = statistics.median_low([r["per_test_s"] for r in runs])
         result[name] = next(r for r in runs if r["per_test_s"] == middle)
-    ours, theirs, helm = result["renderer"], result["helm_unittest"], result["helm"]
-    for key, field in (("ratio", "per_test_s"), ("cpu_ratio", "cpu_per_test_s"), ("wall_ratio", "wall_per_test_s")):
-        result[key] = ours[field] / theirs[field] if theirs[field] else float("inf")
-        result[f"helm_{key}"] = helm[field] / theirs[field] if theirs[field] else float("inf")
-    if "mirror" in result:
-        mirror = result["mirror"]
-        for key, field in (("mirror_ratio", "per_test_s"), ("mirror_cpu_ratio", "cpu_per_test_s"),
-                           ("mirror_wall_ratio", "wall_per_test_s")):
-            result[key] = mirror[field] / theirs[field] if theirs[field] else float("inf")
+    ours, theirs = result["renderer"], result["helm_unittest"]
+    for name, prefix in (("renderer", ""), ("helm", "helm_"), ("mirror", "mirror_")):
+        if name in result:
+            for key, field in (("ratio", "per_test_s"), ("cpu_ratio", "cpu_per_test_s"), ("wall_ratio", "wall_per_test_s")):
+                result[prefix + key] = result[name][field] / theirs[field] if theirs[field] else float("inf")
     result["goal_met"] = result["ratio"] <= 1 and not (ours["failed"] or theirs["failed"])
     return result
 

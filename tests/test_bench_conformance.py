@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from chartproof import bench_conformance
+from chartproof.paths import REPO
 
 
 def test_a_run_reports_its_verdicts_and_a_failing_one_meets_no_goal(tmp_path):
     suite = tmp_path / "test_tiny.py"
-    suite.write_text("def test_holds():\n    assert True\n\ndef test_breaks():\n    assert 1 == 2\n")
+    chart = f"{REPO / 'charts' / 'adaptive' / 'Chart.yaml'}"
+    holds = f"def test_holds():\n    assert 'name: adaptive' in open({chart!r}).read()\n"
+    breaks = f"def test_breaks():\n    assert 'kubeVersion' not in open({chart!r}).read()\n"  # the chart declares one
+    suite.write_text(holds + "\n" + breaks)
     run = bench_conformance.conformance_run(0, tmp_path, suites=str(suite))
     assert (run["tests"], run["failed"], run["exit"]) == (2, 1, 1), run
     assert run["wall_s"] > 0
-    suite.write_text("def test_holds():\n    assert True\n")
+    suite.write_text(holds)
     result = bench_conformance.measure_conformance(workers=2, serial=True, suites=str(suite))
     assert result["parallel"]["exit"] == 0 and result["serial"]["tests"] == 1, result
     assert result["wall_goal_met"], "a two-second run of one passing test is under the goal"
