@@ -27,7 +27,7 @@ from pathlib import Path
 
 from chartproof.clusters.base import Cluster
 from chartproof.clusters.embedded import EmbeddedProvider
-from chartproof.clusters.nodes import node_objects, parse_shape
+from chartproof.clusters.nodes import NODE_LEASES, lease_held, node_objects, node_ready, parse_shape
 from chartproof.kube import wait_for
 from chartproof.progress import Progress
 from chartproof.toolchain import Toolchain
@@ -75,10 +75,6 @@ def control_plane_cpu_s(name: str) -> dict[str, float]:
     return usage
 
 
-def _ready(node: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in (node.get("status") or {}).get("conditions") or [])
-
-
 def time_large(cluster: Cluster, node_count: int, pod_count: int) -> dict[str, object]:
     """``node_count`` GPU nodes Ready, then ``pod_count`` GPU pods Running on them: the seconds of each, and
     the CPU seconds spent meanwhile by the control plane and by this benchmark (its readers and kubectl).
@@ -90,12 +86,16 @@ def time_large(cluster: Cluster, node_count: int, pod_count: int) -> dict[str, o
     with Progress("bench", f"{node_count} nodes Ready, then {pod_count} GPU pods Running", every=15) as progress, \
             cluster.kubectl.watches() as watches:
         nodes = node_objects(parse_shape(f"ml.p5.48xlarge={node_count}"))
-        for chunk in range(0, len(nodes), 250):
-            cluster.kubectl.apply(nodes[chunk:chunk + 250])
-            progress.update(f"{min(chunk + 250, node_count)} nodes created")
-        watched_nodes = watches.of("nodes")
-        wait_for(lambda: sum(1 for n in watched_nodes.items() if _ready(n)) >= node_count + 1, timeout=900,
-                 what=f"{node_count} nodes Ready", interval=1, pause=watches.pause)
+        cluster.kubectl.create(nodes, progress=lambda done: progress.update(f"{done}/{node_count} nodes created"))
+        watched_nodes, watched_leases = watches.of("nodes"), watches.of("leases", NODE_LEASES)
+
+        def taken() -> bool:  # Ready, and taken by kwok
+            ready = sum(1 for n in watched_nodes.items() if node_ready(n))
+            leased = sum(1 for lease in watched_leases.items() if lease_held(lease))
+            progress.update(f"{ready} nodes Ready, {leased} leased")
+            return min(ready, leased) >= node_count + 1
+
+        wait_for(taken, timeout=900, what=f"{node_count} nodes Ready and leased", interval=1, pause=watches.pause)
         out[f"nodes_{node_count}_ready_s"] = round(time.monotonic() - began, 2)
         pods_began = time.monotonic()
         name = f"gpu-{pod_count}"

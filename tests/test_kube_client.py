@@ -138,6 +138,25 @@ def test_not_found_and_unknown_types_fail_as_kubectl_does(cluster):
         kubectl.exists("flurbs", "x", "reads")
 
 
+def test_create_makes_many_objects_at_once_and_an_existing_one_counts_as_made(cluster):
+    kubectl = cluster.kubectl
+    maps = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"made-{i}", "namespace": "reads"},
+             "data": {"i": str(i)}} for i in range(30)]
+    heard: list[int] = []
+    kubectl.create(maps[:5])
+    kubectl.create(maps, progress=heard.append)  # the first five exist already
+    names = {m["metadata"]["name"] for m in kubectl.items("configmaps", "reads")}
+    assert {f"made-{i}" for i in range(30)} <= names
+    assert heard == [30]
+    widget = {"apiVersion": "example.chartproof.dev/v1", "kind": "Widget",
+              "metadata": {"name": "w-made", "namespace": "reads"}, "size": 1}
+    kubectl.create([widget])
+    assert kubectl.get_json("widgets", "w-made", "reads")["size"] == 1
+    bad = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Not_A_Name", "namespace": "reads"}}
+    with pytest.raises(KubectlError, match=r"Error from server \(Invalid\)"):
+        kubectl.create([bad])
+
+
 def test_a_crd_created_after_discovery_is_found(cluster):
     kubectl = cluster.kubectl
     api = kubectl.api

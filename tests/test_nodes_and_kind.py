@@ -44,6 +44,27 @@ def test_plain_cpu_nodes_have_no_hyperpod_labels():
     assert cpu["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
 
 
+def test_a_simulated_node_registers_ready_as_a_kubelet_does_and_a_kind_node_leaves_status_to_its_kubelet():
+    simulated = node_objects(parse_shape("ml.p5.48xlarge=3"))
+    for node in simulated:
+        status = node["status"]
+        assert {c["type"]: c["status"] for c in status["conditions"]} == {
+            "MemoryPressure": "False", "DiskPressure": "False", "PIDPressure": "False", "Ready": "True"}
+        assert {"type": "Hostname", "address": node["metadata"]["name"]} in status["addresses"]
+        assert status["nodeInfo"]["operatingSystem"] == "linux"
+        assert status["capacity"]["nvidia.com/gpu"] == "8"
+    addresses = [next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP") for n in simulated]
+    assert len(set(addresses)) == 3 and all(a.startswith("10.") for a in addresses)
+    (real,) = node_objects(parse_shape("ml.p5.48xlarge=1"), simulated=False)
+    assert set(real["status"]) == {"capacity", "allocatable"}
+
+
+def test_a_name_prefix_names_the_nodes_and_their_hostnames():
+    nodes = node_objects(parse_shape("cpu=2"), name_prefix="adp-ns")
+    assert [n["metadata"]["name"] for n in nodes] == ["adp-ns-0", "adp-ns-1"]
+    assert [n["metadata"]["labels"]["kubernetes.io/hostname"] for n in nodes] == ["adp-ns-0", "adp-ns-1"]
+
+
 @pytest.mark.parametrize("spec, message", [
     ("ml.p9.48xlarge=1", "unknown node profile 'ml.p9.48xlarge'"),
     ("ml.p5.48xlarge", "expected PROFILE[:STATE]=COUNT"),

@@ -11,12 +11,20 @@ import secrets
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 from chartproof.clusters.base import Cluster, ClusterProvider, ClusterRecord
-from chartproof.clusters.nodes import describe_shape, node_objects, parse_shape
+from chartproof.clusters.nodes import (
+    NODE_LEASES,
+    describe_shape,
+    lease_held,
+    node_objects,
+    node_ready,
+    parse_shape,
+)
 from chartproof.errors import ClusterError, WaitTimeout
 from chartproof.kube import Kubectl, KubectlError, wait_for
 from chartproof.paths import FIXTURES, cache_dir
@@ -164,12 +172,14 @@ class EmbeddedProvider(ClusterProvider):
         progress.update("waiting for the API server")
         wait_for(lambda: _api_ready(cluster.kubectl), timeout=120, what="a ready API server", interval=0.2)
         progress.update("storage classes and nodes")
-        _apply_with_retry(cluster.kubectl, STORAGE_CLASSES.read_text())
-        _apply_with_retry(cluster.kubectl, node_objects(groups, simulated=True))
-        progress.update("waiting for nodes Ready")
+        _retry_while_starting(lambda: cluster.kubectl.apply(STORAGE_CLASSES.read_text()))
+        nodes = node_objects(groups, simulated=True)
+        _retry_while_starting(lambda: cluster.kubectl.create(
+            nodes, progress=lambda done: progress.update(f"{done}/{len(nodes)} nodes created")))
+        progress.update("waiting for kwok to take the nodes")
         expected = sum(g.count for g in groups)
-        wait_for(lambda: _ready_nodes(cluster.kubectl) >= expected, timeout=90,
-                 what=f"{expected} Ready nodes", interval=0.2,
+        wait_for(lambda: _ready_nodes(cluster.kubectl) >= expected and _leased_nodes(cluster.kubectl) >= expected,
+                 timeout=90, what=f"{expected} Ready nodes, each with its Lease", interval=0.2,
                  give_up=lambda: self._dead_component(name), explain=lambda: self._log_tail(name, "kwok-controller"))
         wait_for(lambda: cluster.kubectl.exists("serviceaccount", "default", "default"), timeout=60,
                  what="the default ServiceAccount", interval=0.2)
@@ -269,10 +279,12 @@ def _api_ready(kubectl: Kubectl) -> bool:
     return True
 
 
-def _apply_with_retry(kubectl: Kubectl, objects, timeout: float = 60) -> None:
+def _retry_while_starting(step: Callable[[], object], timeout: float = 60) -> None:
+    """Run ``step`` (an apply or create) until the new API server takes it: refusals and timeouts of a server
+    still starting are retried, any other error is raised."""
     def attempt():
         try:
-            kubectl.apply(objects)
+            step()
             return True
         except KubectlError as exc:
             if "connection refused" in exc.stderr or "openapi" in exc.stderr or "timeout" in exc.stderr.lower():
@@ -282,12 +294,15 @@ def _apply_with_retry(kubectl: Kubectl, objects, timeout: float = 60) -> None:
     wait_for(attempt, timeout=timeout, what="objects applied", interval=0.5)
 
 
-def _ready_nodes(kubectl: Kubectl) -> int:
+def _leased_nodes(kubectl: Kubectl) -> int:
     try:
-        nodes = kubectl.items("nodes")
+        return sum(1 for lease in kubectl.items("leases", NODE_LEASES) if lease_held(lease))
     except KubectlError:
         return 0
-    return sum(
-        1 for n in nodes
-        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in (n.get("status") or {}).get("conditions") or [])
-    )
+
+
+def _ready_nodes(kubectl: Kubectl) -> int:
+    try:
+        return sum(1 for node in kubectl.items("nodes") if node_ready(node))
+    except KubectlError:
+        return 0

@@ -196,11 +196,9 @@ def private_gpu_node(cluster, namespace: str, *, gpu_taint: bool):
     Its label lets the test pin its pods there; a PreferNoSchedule taint of its own steers other tests' pods
     away (a soft taint: the test's pinned pods need no toleration for it, so they keep the chart's defaults).
     Yields the nodeSelector."""
-    (node,) = node_objects(parse_shape("ml.p5.48xlarge=1"), simulated=True)
-    name = f"adp-{namespace}"[:63].rstrip("-")
-    node["metadata"]["name"] = name
-    node["metadata"]["labels"].update({PRIVATE_TAINT: namespace, "kubernetes.io/hostname": name,
-                                       "node.kubernetes.io/instance-type": "chartproof-private-gpu"})
+    (node,) = node_objects(parse_shape("ml.p5.48xlarge=1"), simulated=True, name_prefix=f"adp-{namespace}"[:61].rstrip("-"))
+    name = node["metadata"]["name"]
+    node["metadata"]["labels"].update({PRIVATE_TAINT: namespace, "node.kubernetes.io/instance-type": "chartproof-private-gpu"})
     taints = [{"key": PRIVATE_TAINT, "value": namespace, "effect": "PreferNoSchedule"}]
     if gpu_taint:
         taints.append({"key": "nvidia.com/gpu", "effect": "NoSchedule"})
