@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from chartproof.crdgen import generate_crds
-from chartproof.kube import MANAGED_BY, KubectlError
+from chartproof.kube import MANAGED_BY
 from chartproof.paths import CHARTS
 
 KEDA_MODULE = "github.com/kedacore/keda/v2"
@@ -109,14 +109,6 @@ def labelled(crd: dict) -> dict:
     return {**crd, "metadata": {**meta, "labels": {**(meta.get("labels") or {}), **MANAGED_BY}}}
 
 
-def _listable(cluster, resource: str) -> bool:
-    try:
-        cluster.kubectl("get", resource, "--all-namespaces", "-o", "name", "--request-timeout=10s", timeout=30)
-    except KubectlError:
-        return False
-    return True
-
-
 @contextlib.contextmanager
 def keda_crds_on(cluster, toolchain, timeout: float = 60):
     """KEDA's generated CRDs served by ``cluster`` for the block; yields their names. Applied server-side (the
@@ -129,10 +121,7 @@ def keda_crds_on(cluster, toolchain, timeout: float = 60):
         cluster.kubectl.apply(crds, server_side=True)
         cluster.kubectl("wait", "--for=condition=Established", f"--timeout={int(timeout)}s",
                         *[f"crd/{name}" for name in names], timeout=timeout + 30)
-        for name in names:
-            # Listable: in discovery (helm's and kubectl's REST mappers) and with its storage initialized. A CRD
-            # deleted before that keeps its cleanup finalizer for minutes ("storage is (re)initializing").
-            cluster.wait_for(lambda n=name: _listable(cluster, n), timeout=timeout, what=f"{name} listable")
+        cluster.wait_crds_served(names, timeout=timeout)
         yield names
     finally:
         if created:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chartproof.errors import RenderError
+from chartproof.errors import RenderError, WaitTimeout
 from chartproof.kube import KubectlError
 from chartproof.manifest import Manifest, ref
 
@@ -85,6 +85,12 @@ class Release:
             created = self.objects()
         except RenderError:
             created = []  # no release record: nothing to check against
+        crds = [name for kind, name, _ in created if kind == "CustomResourceDefinition"]
+        if crds:  # a CRD deleted before the API server serves it takes minutes to go (see wait_crds_served)
+            try:
+                self.cluster.wait_crds_served(crds, timeout=60)
+            except WaitTimeout:
+                pass  # the uninstall goes ahead; what it leaves is reported below
         # The suite waits itself, on the objects it recorded: helm's own --wait does not follow objects a
         # chart emits inside a v1 List, and would sit out its whole timeout on such a (valid) build.
         result = self.helm.uninstall(self.name, self.namespace, wait=False, timeout=timeout)

@@ -133,3 +133,25 @@ def test_second_install_of_the_same_chart_is_not_poisoned(install_chart, cluster
     install_and_uninstall(install_chart, cluster)
 """)
     assert "2 passed" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_crds_uninstalled_right_after_their_install_go_at_once(tmp_path):
+    """A release's CRDs deleted before the API server serves them keep their cleanup finalizer for minutes
+    ("storage is (re)initializing", retried with backoff); the uninstall first waits until they are listable,
+    so they go within the uninstall's own short timeout and nothing is reported left behind."""
+    group = f"cp{secrets.token_hex(3)}.chartproof.dev"
+    chart = tmp_path / "crds"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: crds\nversion: 0.1.0\n")
+    (chart / "templates" / "crds.yaml").write_text("".join(
+        f"---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: kind{i}s.{group}\n"
+        f"spec:\n  group: {group}\n  scope: Namespaced\n  names: {{plural: kind{i}s, singular: kind{i}, kind: Kind{i}}}\n"
+        "  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]\n"
+        for i in range(6)))
+    proc = run_pytest(tmp_path, f"""
+def test_install_then_uninstall(install_chart, cluster):
+    rel = install_chart({str(chart)!r}, release="crds")
+    assert rel.uninstall(timeout=20) == []
+    assert not [n for n in cluster.kubectl("get", "crd", "-o", "name").split() if n.endswith({group!r})]
+""")
+    assert "1 passed" in proc.stdout, proc.stdout + proc.stderr

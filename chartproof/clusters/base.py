@@ -12,7 +12,7 @@ from typing import Any
 
 from chartproof import waiters
 from chartproof.clusters.nodes import ACCELERATORS
-from chartproof.kube import Kubectl, wait_for
+from chartproof.kube import Kubectl, KubectlError, wait_for
 from chartproof.paths import cache_dir
 
 
@@ -112,6 +112,21 @@ class Cluster:
 
     def wait_for(self, predicate, timeout: float = 60, what: str = "condition"):
         return wait_for(predicate, timeout=timeout, what=what)
+
+    def wait_crds_served(self, names: list[str], timeout: float = 60) -> None:
+        """Until each CRD of ``names`` is listable: in discovery (helm's and kubectl's REST mappers) and with its
+        storage initialized. A CRD deleted before that keeps its cleanup finalizer for minutes: the API server's
+        cleanup fails with "could not list instances: storage is (re)initializing" and its retries back off
+        (measured: a HyperPod uninstall 3 s after its install waited 270 s for mpijobs.kubeflow.org to go)."""
+        def listable(name: str) -> bool:
+            try:
+                self.kubectl("get", name, "--all-namespaces", "-o", "name", "--request-timeout=10s", timeout=30)
+            except KubectlError:
+                return False
+            return True
+
+        for name in names:
+            self.wait_for(lambda n=name: listable(n), timeout=timeout, what=f"{name} listable")
 
     def nodes(self) -> list[dict]:
         return self.kubectl.items("nodes")
