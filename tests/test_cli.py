@@ -109,14 +109,19 @@ def test_ctrl_c_during_cluster_up_leaves_nothing():
             run_cli("cluster", "down", name)
 
 
-def test_warm_toolchain_resolves_every_tool():
+def test_warm_toolchain_resolves_every_tool_it_installs():
+    """Every pin `chartproof toolchain install` obtains is in the cache after it; the on-demand pins (the
+    Kubernetes 1.26 control plane, helm-unittest) are built on first use, so they may be missing or cached."""
     proc = run_cli("toolchain", "list")
     assert proc.returncode == 0
-    rows = [ln.split() for ln in proc.stdout.splitlines()[1:]]
+    rows = {ln.split()[0]: ln.split() for ln in proc.stdout.splitlines()[1:]}
     from chartproof.toolchain.pins import load_pins
-    assert len(rows) == len(load_pins())
-    assert all(row[2] in ("cache", "explicit") or row[2].startswith("cache") for row in rows), proc.stdout
-    assert all(os.access(row[-1], os.X_OK) for row in rows)
+    pins = load_pins()
+    assert set(rows) == set(pins)
+    installed = [rows[name] for name, pin in pins.items() if not pin.extra.get("on_demand")]
+    assert installed and all(row[2] in ("cache", "explicit") or row[2].startswith("cache") for row in installed), proc.stdout
+    assert all(os.access(row[-1], os.X_OK) for row in installed)
+    assert all(row[2] == "missing" or row[2].startswith("cache") or row[2] == "explicit" for row in rows.values()), proc.stdout
 
 
 def test_two_clusters_starting_at_once_do_not_collide():
