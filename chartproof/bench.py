@@ -27,7 +27,7 @@ from pathlib import Path
 
 from chartproof.clusters.base import Cluster
 from chartproof.clusters.embedded import EmbeddedProvider
-from chartproof.clusters.nodes import NODE_LEASES, lease_held, node_objects, node_ready, parse_shape
+from chartproof.clusters.nodes import NODE_LEASES, node_objects, parse_shape, taken_nodes
 from chartproof.kube import wait_for
 from chartproof.progress import Progress
 from chartproof.toolchain import Toolchain
@@ -90,10 +90,9 @@ def time_large(cluster: Cluster, node_count: int, pod_count: int) -> dict[str, o
         watched_nodes, watched_leases = watches.of("nodes"), watches.of("leases", NODE_LEASES)
 
         def taken() -> bool:  # Ready, and taken by kwok
-            ready = sum(1 for n in watched_nodes.items() if node_ready(n))
-            leased = sum(1 for lease in watched_leases.items() if lease_held(lease))
-            progress.update(f"{ready} nodes Ready, {leased} leased")
-            return min(ready, leased) >= node_count + 1
+            count = taken_nodes(watched_nodes.items(), watched_leases.items())
+            progress.update(f"{count} nodes Ready and leased")
+            return count >= node_count + 1
 
         wait_for(taken, timeout=900, what=f"{node_count} nodes Ready and leased", interval=1, pause=watches.pause)
         out[f"nodes_{node_count}_ready_s"] = round(time.monotonic() - began, 2)

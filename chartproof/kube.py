@@ -382,8 +382,8 @@ class ApiReader:
 
     def create(self, obj: dict) -> None:
         """POST one object to its collection, as ``kubectl create`` does; one that already exists counts as made."""
-        resource = self.resolve(f"{obj['kind']}.{obj['apiVersion'].split('/')[-1]}.{_group(obj['apiVersion'])}"
-                                if "/" in obj["apiVersion"] else obj["kind"])
+        group, _, version = obj["apiVersion"].rpartition("/")
+        resource = self.resolve(f"{obj['kind']}.{version}.{group}" if group else obj["kind"])
         namespace = (obj.get("metadata") or {}).get("namespace") or self.namespace
         try:
             self.request(resource.path(namespace), method="POST", body=obj, args=["create", "-f", "-"])
@@ -400,10 +400,6 @@ class ApiReader:
             query.append(("labelSelector", selector))
         return self.request(resource.path(namespace), query, stream=True, timeout=(10, WATCH_SECONDS + 30),
                             args=[*_get_args(resource.plural, None, namespace, selector, namespace is None), "--watch"])
-
-
-def _group(api_version: str) -> str:
-    return api_version.split("/")[0] if "/" in api_version else ""
 
 
 def _as_printed(obj: dict) -> dict:

@@ -17,14 +17,7 @@ from pathlib import Path
 import yaml
 
 from chartproof.clusters.base import Cluster, ClusterProvider, ClusterRecord
-from chartproof.clusters.nodes import (
-    NODE_LEASES,
-    describe_shape,
-    lease_held,
-    node_objects,
-    node_ready,
-    parse_shape,
-)
+from chartproof.clusters.nodes import NODE_LEASES, describe_shape, node_objects, parse_shape, taken_nodes
 from chartproof.errors import ClusterError, WaitTimeout
 from chartproof.kube import Kubectl, KubectlError, wait_for
 from chartproof.paths import FIXTURES, cache_dir
@@ -178,7 +171,7 @@ class EmbeddedProvider(ClusterProvider):
             nodes, progress=lambda done: progress.update(f"{done}/{len(nodes)} nodes created")))
         progress.update("waiting for kwok to take the nodes")
         expected = sum(g.count for g in groups)
-        wait_for(lambda: _ready_nodes(cluster.kubectl) >= expected and _leased_nodes(cluster.kubectl) >= expected,
+        wait_for(lambda: _taken_nodes(cluster.kubectl) >= expected,
                  timeout=90, what=f"{expected} Ready nodes, each with its Lease", interval=0.2,
                  give_up=lambda: self._dead_component(name), explain=lambda: self._log_tail(name, "kwok-controller"))
         wait_for(lambda: cluster.kubectl.exists("serviceaccount", "default", "default"), timeout=60,
@@ -294,15 +287,8 @@ def _retry_while_starting(step: Callable[[], object], timeout: float = 60) -> No
     wait_for(attempt, timeout=timeout, what="objects applied", interval=0.5)
 
 
-def _leased_nodes(kubectl: Kubectl) -> int:
+def _taken_nodes(kubectl: Kubectl) -> int:
     try:
-        return sum(1 for lease in kubectl.items("leases", NODE_LEASES) if lease_held(lease))
-    except KubectlError:
-        return 0
-
-
-def _ready_nodes(kubectl: Kubectl) -> int:
-    try:
-        return sum(1 for node in kubectl.items("nodes") if node_ready(node))
+        return taken_nodes(kubectl.items("nodes"), kubectl.items("leases", NODE_LEASES))
     except KubectlError:
         return 0

@@ -174,10 +174,12 @@ def node_ready(node: dict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in (node.get("status") or {}).get("conditions") or [])
 
 
-def lease_held(lease: dict) -> bool:
-    """A node Lease somebody renews: for a simulated node, kwok, which has taken the node and will run its pods
-    (a simulated node registers Ready by itself, so Ready alone does not show that)."""
-    return bool((lease.get("spec") or {}).get("holderIdentity"))
+def taken_nodes(nodes: list[dict], leases: list[dict]) -> int:
+    """How many of ``nodes`` are Ready with a node Lease somebody holds (``leases``: those of NODE_LEASES). For
+    a simulated node that is kwok, which has taken the node and will run its pods: a simulated node registers
+    Ready by itself, so Ready alone does not show that."""
+    held = {lease["metadata"]["name"] for lease in leases if (lease.get("spec") or {}).get("holderIdentity")}
+    return sum(1 for node in nodes if node_ready(node) and node["metadata"]["name"] in held)
 
 
 KUBELET_PORT = 10250
