@@ -85,6 +85,11 @@ def flag_scenarios(chart: Path) -> list[tuple[str, list[str]]]:
         ("refusal-release-name", ["template", "Bad_Name", str(chart)]),
         ("refusal-fail", [*base, "--set", "mustFail=true"]),
         ("refusal-schema", [*base, "--set", "replicas=many"]),
+        ("refusal-schema-again", [*base, "--set", "replicas=lots"]),  # the compiled schema, remembered
+        ("refusal-subchart-schema", [*base, "--set", "sub.greeting=5"]),
+        ("refusal-subchart-values-not-a-map", [*base, "--set-json", "sub=[1]", "--skip-schema-validation=false"]),
+        ("schema-with-file-ref", ["template", "refs", str(chart.parent / "refs")]),
+        ("refusal-schema-with-file-ref", ["template", "refs", str(chart.parent / "refs"), "--set", "size=big"]),
         ("deprecated", ["template", "old", str(chart.parent / "deprecated")]),
         ("refusal-library", ["template", "lib", str(chart.parent / "library")]),
         ("refusal-missing-dependency", ["template", "needy", str(chart.parent / "needy")]),
@@ -136,6 +141,8 @@ def write_chart(root: Path) -> Path:
         "templates/broken.yaml": "{{ if .Values.breakYaml }}kind: [unclosed\n{{ end }}\n",
         "charts/sub/Chart.yaml": "apiVersion: v2\nname: sub\nversion: 0.1.0\n",
         "charts/sub/values.yaml": "greeting: hello\nexported: {colour: blue}\n",
+        "charts/sub/values.schema.json": '{"$defs": {"word": {"type": "string", "minLength": 1}}, "type": "object", '
+                                         '"properties": {"greeting": {"$ref": "#/$defs/word"}}}',
         "charts/sub/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
                                         "  name: {{ .Release.Name }}-{{ .Chart.Name }}-{{ .Values.greeting }}\n",
     }
@@ -150,6 +157,13 @@ def write_chart(root: Path) -> Path:
         "needy/Chart.yaml": "apiVersion: v2\nname: needy\nversion: 0.0.1\ndependencies:\n- name: absent\n"
                             "  version: 1.0.0\n  repository: https://example.invalid/charts\n",
     }
+    # A schema that refers to a file outside itself (helm reads it at every render).
+    others["refs/Chart.yaml"] = "apiVersion: v2\nname: refs\nversion: 0.0.1\n"
+    others["refs/values.yaml"] = "size: 1\n"
+    others["refs/values.schema.json"] = json.dumps(
+        {"type": "object", "properties": {"size": {"$ref": f"file://{root / 'defs.json'}#/$defs/size"}}})
+    others["refs/templates/cm.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: refs-{{ .Values.size }}\n"
+    others["defs.json"] = '{"$defs": {"size": {"type": "integer"}}}'
     for base, table in ((chart, files), (root, others)):
         for name, text in table.items():
             (base / name).parent.mkdir(parents=True, exist_ok=True)
@@ -504,3 +518,22 @@ def test_warm_up_loads_the_chart_before_the_first_render(tmp_path, client, helm_
     assert rendered is not None and rendered.exit == 0, rendered
     assert client.stats["chart_loads"] == 1, f"the first render read the chart again: {client.stats}"
     assert "kind: Deployment" in rendered.stdout
+
+
+def test_tree_stamp_sees_edits_links_and_packages_and_ends_on_a_link_loop(tmp_path):
+    chart = tmp_path / "c"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "templates" / "cm.yaml").write_text("a")
+    package = tmp_path / "c-0.1.0.tgz"
+    package.write_bytes(b"one")
+    stamps = [render_server.tree_stamp(chart)]
+    (chart / "templates" / "cm.yaml").write_text("ab")  # edited in place
+    stamps.append(render_server.tree_stamp(chart))
+    (chart / "shared").symlink_to(chart / "templates")  # a linked folder is read as the loader reads it
+    stamps.append(render_server.tree_stamp(chart))
+    (chart / "templates" / "up").symlink_to(chart)  # a loop: stamped once, not followed forever
+    stamps.append(render_server.tree_stamp(chart))
+    assert len(set(stamps)) == 4
+    before = render_server.tree_stamp(package)
+    package.write_bytes(b"other")
+    assert render_server.tree_stamp(package) != before

@@ -120,9 +120,15 @@ func (r *renderer) run(client *action.Install, chrt *chart.Chart, vals map[strin
 	options := chartutil.ReleaseOptions{
 		Name: client.ReleaseName, Namespace: client.Namespace, Revision: 1, IsInstall: !isUpgrade, IsUpgrade: isUpgrade,
 	}
-	values, err := chartutil.ToRenderValuesWithSchemaValidation(chrt, vals, options, caps, client.SkipSchemaValidation)
+	// ToRenderValuesWithSchemaValidation, with the schema step through the renderer's memo of compiled schemas.
+	values, err := chartutil.ToRenderValuesWithSchemaValidation(chrt, vals, options, caps, true)
 	if err != nil {
 		return nil, err
+	}
+	if !client.SkipSchemaValidation {
+		if err := r.validateAgainstSchema(chrt, values["Values"].(chartutil.Values)); err != nil {
+			return nil, fmt.Errorf("values don't meet the specifications of the schema(s) in the following chart(s):\n%s", err.Error())
+		}
 	}
 	rel := &release.Release{Name: client.ReleaseName, Namespace: client.Namespace, Chart: chrt}
 	var manifest bytes.Buffer

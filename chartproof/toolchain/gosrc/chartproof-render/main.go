@@ -20,6 +20,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -82,6 +84,7 @@ type renderer struct {
 	charts   map[string]*loadedChart
 	logs     bytes.Buffer
 	sorted   sortMemo
+	schemas  schemaMemo
 }
 
 var sourceLine = regexp.MustCompile("# Source: [^/]+/(.+)")
@@ -103,7 +106,8 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	r := &renderer{settings: cli.New(), charts: map[string]*loadedChart{}, sorted: sortMemo{entries: map[string]*sortedFile{}}}
+	r := &renderer{settings: cli.New(), charts: map[string]*loadedChart{}, sorted: sortMemo{entries: map[string]*sortedFile{}},
+		schemas: schemaMemo{entries: map[string]*jsonschema.Schema{}}}
 	// helm's own log settings, so that any warning reads as helm prints it.
 	log.SetFlags(log.Lshortfile)
 	log.SetOutput(&r.logs)
