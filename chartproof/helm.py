@@ -115,6 +115,8 @@ class Helm:
         self.context = context
         self.redactor = redactor
         self._renders: dict[str, Manifest] = {}
+        self._learned_files: set[tuple[str, int, int]] = set()  # values files whose secrets the redactor knows
+        self._private_files: dict[str, Path] = {}  # repr of a values dict -> the private file holding it
         # Renders shared by every process of the run that uses this folder (see chartproof.render_server).
         self.render_cache = Path(render_cache) if render_cache else self.workdir / "render-cache"
         self.use_renderer = use_renderer  # False: this helm is not the one chartproof-render links (helm 3.8)
@@ -154,7 +156,7 @@ class Helm:
                 self.redactor.add_values(item)
                 args += ["-f", str(self._write_private(item))]
             else:
-                self.redactor.add_values(load_values_file(Path(item)))
+                self._learn_values_file(Path(item))
                 args += ["-f", str(Path(item))]
         for key, value in (set or {}).items():
             tree: Any = value  # a.b.c=v is learned as {a: {b: {c: v}}}: its subtree counts too
@@ -163,8 +165,25 @@ class Helm:
             self.redactor.add_values(tree)
         return args + set_args(set)
 
+    def _learn_values_file(self, path: Path) -> None:
+        """The redactor learns the secrets of a values file (parsed once per content: a file many renders use
+        is read again only when it changes)."""
+        try:
+            info = path.stat()
+        except OSError:
+            info = None
+        state = (str(path.resolve()), info.st_size, info.st_mtime_ns) if info else None
+        if state is not None and state in self._learned_files:
+            return
+        self.redactor.add_values(load_values_file(path))  # unreadable or malformed: BadValuesError
+        if state is not None:
+            self._learned_files.add(state)
+
     def _write_private(self, data: dict) -> Path:
         directory = self.workdir / "values"
+        memo = repr(data)  # the same values again (tests of a module set the same few): the file already written
+        if memo in self._private_files and self._private_files[memo].exists():
+            return self._private_files[memo]
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         text = yaml.safe_dump(data, sort_keys=True)
         path = directory / (hashlib.sha256(text.encode()).hexdigest()[:16] + ".yaml")
@@ -174,6 +193,7 @@ class Helm:
                 fh.write(text)
             os.chmod(tmp, 0o600)
             os.replace(tmp, path)
+        self._private_files[memo] = path
         return path
 
     def chart_dir(self, chart: str | Path) -> Path:
@@ -252,22 +272,24 @@ class Helm:
         if kube_version:
             cmd += ["--kube-version", kube_version]
         cmd += list(args)
-        key = json.dumps([cmd, [_digest(p) for p in cmd if p.endswith((".yaml", ".yml"))], tree_stamp(directory)])
+        stamp = tree_stamp(directory)
+        key = json.dumps([cmd, [_digest(p) for p in cmd if p.endswith((".yaml", ".yml"))], stamp])
         if key in self._renders:
             return self._renders[key]
-        result = self._render(cmd)
+        result = self._render(cmd, chart_stamp=stamp)
         if not result.ok:
             raise RenderError(self.redactor(result.error))
         manifest = Manifest(result.stdout)
         self._renders[key] = manifest
         return manifest
 
-    def _render(self, cmd: list[str]) -> HelmResult:
+    def _render(self, cmd: list[str], chart_stamp: str | None = None) -> HelmResult:
         """``helm template``'s result: from the long-lived renderer and the run's render cache by default,
         from a helm process with ``CHARTPROOF_RENDERER=helm`` (or when the renderer cannot serve)."""
         if self.use_renderer and render_server.choice() != "helm":
             rendered = render_server.CLIENT.template(cmd, env=self.env(), cache_dir=self.render_cache,
-                                                     log_path=self.workdir / "chartproof-render.log")
+                                                     log_path=self.workdir / "chartproof-render.log",
+                                                     chart_stamp=chart_stamp)
             if rendered is not None:
                 return HelmResult(cmd, rendered.exit, rendered.stdout, self.redactor(rendered.stderr))
         return self.run(*cmd)

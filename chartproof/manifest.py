@@ -52,7 +52,12 @@ class _ParsedDocuments:
     """What each document's text parses to, remembered by its text for the process (most documents of a render
     are the same text in the next render: a chart's CRDs, its ConfigMaps), kept as ``marshal`` bytes so that
     every Manifest gets objects of its own to change. A document whose parse marshal cannot hold (a YAML date,
-    a set) is parsed every time. Bounded: forgotten past ``limit`` bytes of text."""
+    a set) is parsed every time. Bounded: forgotten past ``limit`` bytes of text.
+
+    A large document seen for the first time is parsed one top-level key at a time, each key's text remembered
+    on its own: a CRD whose labels carry the release name differs from the last render only in ``metadata``,
+    and its ``spec`` (most of its text) is not parsed again. That is done only where the parts mean what the
+    whole means (see ``top_level_parts``); anything else is parsed whole."""
 
     def __init__(self, limit: int = 256 << 20):
         self.limit = limit
@@ -69,7 +74,9 @@ class _ParsedDocuments:
             self.hits += 1
             return marshal.loads(packed)
         self.misses += 1
-        docs = [prune(doc) for doc in yaml.load_all(chunk, Loader=_Loader)]
+        docs = self._by_parts(chunk) if len(chunk) >= PARTS_FROM else None
+        if docs is None:
+            docs = [prune(doc) for doc in yaml.load_all(chunk, Loader=_Loader)]
         if packed is False:
             try:
                 entry: bytes | None = marshal.dumps(docs)
@@ -84,7 +91,66 @@ class _ParsedDocuments:
         return docs
 
 
+    def _by_parts(self, chunk: str) -> list[Any] | None:
+        """``[the document]`` parsed key by key; None when it must be parsed whole (one part, or a part that
+        does not parse alone to one new key: an alias to another part's anchor, a duplicate key, an error)."""
+        parts = top_level_parts(chunk)
+        if parts is None or len(parts) < 2:
+            return None
+        merged: dict[Any, Any] = {}
+        for part in parts:
+            try:
+                docs = self.load(part)
+            except yaml.YAMLError:
+                return None
+            # One key, new: a part whose value is null (pruned to {}) could be a duplicate key's, and a
+            # duplicate's last value wins in the whole document's parse.
+            if len(docs) != 1 or not isinstance(docs[0], dict) or len(docs[0]) != 1:
+                return None
+            key, value = next(iter(docs[0].items()))
+            if key in merged:
+                return None
+            merged[key] = value
+        return [merged]
+
+
 _PARSED = _ParsedDocuments()
+PARTS_FROM = 8192  # bytes: smaller documents are parsed whole (a parse per part costs more than it saves)
+# The first line of a top-level key: a plain or quoted key at column 0 (not "<<", "?", "-", "%", "...", "&", "!").
+_TOP_KEY = re.compile(r"""(?:[A-Za-z0-9_]|"[^"\n]*"\s*:|'[^'\n]*'\s*:)""")
+
+
+def top_level_parts(chunk: str) -> list[str] | None:
+    """The text of a document cut before each line that starts a top-level key, each part with the comments,
+    blank lines, indented lines and column-0 sequence items (``- x``, a top-level key's list) that follow it.
+
+    None when the document does not begin with a key (after comments) or a line at column 0 is anything else
+    (a directive, a flow collection, a merge key): only a block mapping at the top is cut. Each part is then
+    parsed alone; where a column-0 line is really inside a multi-line quoted scalar or flow collection, the part
+    before it does not parse alone and the document is parsed whole (``_by_parts``)."""
+    parts: list[str] = []
+    start = 0
+    position = 0
+    length = len(chunk)
+    preamble = True
+    while position < length:
+        end = chunk.find("\n", position)
+        end = length if end < 0 else end + 1
+        first = chunk[position] if position < end else ""
+        if first in (" ", "\t", "\n", "\r", "#") or chunk.startswith(("- ", "-\n"), position):
+            pass  # inside the current part
+        elif _TOP_KEY.match(chunk, position):
+            if not preamble:
+                parts.append(chunk[start:position])
+                start = position
+            preamble = False
+        else:
+            return None
+        position = end
+    if preamble:
+        return None
+    parts.append(chunk[start:])
+    return parts
 
 
 def split_documents(text: str) -> Iterator[tuple[str, str, int]]:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -97,29 +98,54 @@ def request_from_args(args: list[str]) -> dict | None:
 
 
 def tree_stamp(directory: Path) -> str:
-    """A cheap fingerprint of a chart directory (paths, sizes, mtimes): an edited chart is rendered anew."""
-    entries = []
-    for root, dirs, files in os.walk(directory, followlinks=True):
-        dirs.sort()
-        for name in sorted(files):
+    """A cheap fingerprint of a chart directory (paths, sizes, mtimes of its files, links followed as helm's
+    loader follows them) or of a packaged chart: an edited chart is rendered anew."""
+    entries: list[str] = []
+
+    def walk(path: str, prefix: str, above: frozenset[tuple[int, int]]) -> None:
+        try:
+            with os.scandir(path) as listing:
+                found = sorted(listing, key=lambda entry: entry.name)
+        except OSError:
+            return
+        subdirectories = []
+        for entry in found:
             try:
-                stat = os.stat(os.path.join(root, name))
+                info = entry.stat()  # the link's target, as the loader reads it
             except OSError:
                 continue
-            entries.append(f"{os.path.relpath(os.path.join(root, name), directory)}:{stat.st_size}:{stat.st_mtime_ns}")
+            if stat.S_ISDIR(info.st_mode):
+                subdirectories.append((entry, (info.st_dev, info.st_ino)))
+            else:
+                entries.append(f"{prefix}{entry.name}:{info.st_size}:{info.st_mtime_ns}")
+        for entry, identity in subdirectories:
+            if identity in above:  # a symbolic link back to a folder above: a loop, not read again
+                entries.append(f"{prefix}{entry.name}/:loop")
+                continue
+            walk(entry.path, f"{prefix}{entry.name}/", above | {identity})
+
+    try:
+        top = os.stat(directory)
+    except OSError:
+        top = None
+    if top is not None and not stat.S_ISDIR(top.st_mode):  # a packaged chart
+        entries.append(f":{top.st_size}:{top.st_mtime_ns}")
+    else:
+        walk(os.fspath(directory), "", frozenset({(top.st_dev, top.st_ino)}) if top else frozenset())
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
 _DIGESTS: dict[tuple[str, str], str] = {}
 
 
-def chart_digest(directory: Path) -> str:
+def chart_digest(directory: Path, stamp: str | None = None) -> str:
     """sha256 over the relative paths and contents of a chart's files (links followed, as helm does),
-    remembered per tree stamp so that an unchanged chart is not read again."""
+    remembered per tree stamp (``stamp``: the caller's, taken just before) so that an unchanged chart is not
+    read again."""
     directory = Path(directory)
     if directory.is_file():  # a packaged chart
         return file_digest(directory)
-    memo = (str(directory), tree_stamp(directory))
+    memo = (str(directory), stamp or tree_stamp(directory))
     if memo not in _DIGESTS:
         digest = hashlib.sha256()
         for root, dirs, files in os.walk(directory, followlinks=True):
@@ -149,7 +175,7 @@ class RenderCache:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
 
-    def key(self, renderer: str, request: dict) -> str:
+    def key(self, renderer: str, request: dict, chart_stamp: str | None = None) -> str:
         """sha256 of the renderer's identity, the chart's content, the request without its paths, and the
         content of every file the request reads (values files, --set-file files)."""
         cwd = Path(request["cwd"])
@@ -157,7 +183,7 @@ class RenderCache:
         set_files = [part.partition("=")[2] for item in request.get("set_file", ()) for part in item.split(",")]
         material = {
             "renderer": renderer,
-            "chart": chart_digest(cwd / request["chart"]),
+            "chart": chart_digest(cwd / request["chart"], chart_stamp),
             "values": [file_digest(cwd / path) for path in request.get("values", ())],
             "set_file": [file_digest(cwd / path) for path in set_files],
             "request": shape,
@@ -265,9 +291,11 @@ class RenderClient:
         self._unavailable = ""  # why the renderer cannot be used in this process (said once)
         self.stats = {"cache_hits": 0, "renders": 0, "chart_loads": 0, "fallbacks": 0, "started": 0}
 
-    def template(self, args: list[str], *, env: dict[str, str], cache_dir: Path, log_path: Path) -> Rendered | None:
+    def template(self, args: list[str], *, env: dict[str, str], cache_dir: Path, log_path: Path,
+                 chart_stamp: str | None = None) -> Rendered | None:
         """helm template's answer for ``args``; None when helm itself must render (a flag the renderer does
-        not handle, or no renderer: said once per process)."""
+        not handle, or no renderer: said once per process). ``chart_stamp``: the chart's tree_stamp, when the
+        caller has just taken it."""
         request = request_from_args(args)
         if request is None:
             self.stats["fallbacks"] += 1
@@ -277,7 +305,7 @@ class RenderClient:
                 self.stats["fallbacks"] += 1
                 return None
             cache = RenderCache(cache_dir)
-            key = cache.key(self._identity, request)
+            key = cache.key(self._identity, request, chart_stamp)
             cached = cache.get(key, request)
             if cached is not None:
                 self.stats["cache_hits"] += 1

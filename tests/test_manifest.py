@@ -7,7 +7,9 @@ import textwrap
 import pytest
 import yaml
 
+from chartproof import manifest as manifest_module
 from chartproof.manifest import (
+    PARTS_FROM,
     Manifest,
     ManifestError,
     env_map,
@@ -15,6 +17,7 @@ from chartproof.manifest import (
     quantity,
     same_quantity,
     split_documents,
+    top_level_parts,
 )
 
 
@@ -98,6 +101,55 @@ def test_matches_pyyaml_on_the_whole_text():
     text = "\n---\n".join(t for _, t, e in CORPUS if e is not None and "List" not in t)
     reference = [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and d.get("kind")]
     assert Manifest(text).objects == [prune(d) for d in reference]
+
+
+PAD = "spec:\n  padding: |\n" + "".join(f"    line {i} of text that fills the document up\n" for i in range(400))
+LARGE = [  # documents past PARTS_FROM, parsed key by key where that means the same, whole where it does not
+    ("plain", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n" + PAD),
+    ("top-level list at column 0", "kind: Role\nmetadata: {name: r}\nrules:\n- apiGroups: ['']\n  verbs: [get]\n-\n  x: 1\n" + PAD),
+    ("alias to another part's anchor", "kind: ConfigMap\nmetadata: &meta {name: m}\nother: *meta\n" + PAD),
+    ("anchor and alias in one part", "kind: ConfigMap\nmetadata:\n  name: &n m\n  labels: {x: *n}\n" + PAD),
+    ("duplicate key, the last null", "kind: ConfigMap\nmetadata: {name: d}\nextra: 1\nextra: null\n" + PAD),
+    ("duplicate key", "kind: ConfigMap\nmetadata: {name: d}\nextra: 1\nextra: 2\n" + PAD),
+    ("null part", "kind: ConfigMap\nmetadata: {name: n}\nempty:\n" + PAD),
+    ("merge key", "base: &b {x: 1}\n<<: *b\nkind: ConfigMap\nmetadata: {name: mk}\n" + PAD),
+    ("quoted scalar over a column-0 line", 'kind: ConfigMap\nmetadata: {name: q}\nnote: "first\nsecond: still the note"\n' + PAD),
+    ("flow mapping over a column-0 line", "kind: ConfigMap\nmetadata: {name: f,\nlabels: {a: b}}\n" + PAD),
+    ("date and quoted keys", "kind: ConfigMap\n\"metadata\": {name: t}\n'when': 2024-01-02\n" + PAD),
+    ("comments and blank lines", "# Source: c/templates/x.yaml\n\nkind: ConfigMap\n# between\nmetadata:\n\n  name: c\n" + PAD),
+    ("a top-level sequence", "- kind: ConfigMap\n- b\n" + PAD.replace("spec:", "- spec:")),
+    ("a YAML error", "kind: ConfigMap\nmetadata:\n  name: [unclosed\n" + PAD),
+]
+
+
+@pytest.mark.parametrize("text", [t for _, t in LARGE], ids=[n for n, _ in LARGE])
+def test_large_documents_parse_as_pyyaml_parses_them_whole(text, monkeypatch):
+    assert len(text) >= PARTS_FROM
+    try:
+        expected = [prune(d) for d in yaml.load_all(text, Loader=manifest_module._Loader)]
+    except yaml.YAMLError:
+        expected = None
+    for _ in range(2):  # parsed, then parts remembered (a new document sharing parts with the first)
+        monkeypatch.setattr(manifest_module, "_PARSED", manifest_module._ParsedDocuments())
+        for variant in (text, text.replace("kind: ConfigMap", "kind: Secret")):
+            if expected is None:
+                with pytest.raises(yaml.YAMLError):
+                    manifest_module._PARSED.load(variant)
+                continue
+            found = manifest_module._PARSED.load(variant)
+            wanted = expected if variant == text else [prune(d) for d in yaml.load_all(variant, Loader=manifest_module._Loader)]
+            assert repr(found) == repr(wanted)  # the same values, keys in the same order
+
+
+def test_a_changed_key_of_a_large_document_reparses_only_that_part():
+    manifest_module._PARSED.load("kind: A\nmetadata: {name: one}\n" + PAD)
+    before = manifest_module._PARSED.misses
+    found = manifest_module._PARSED.load("kind: A\nmetadata: {name: two}\n" + PAD)
+    assert found[0]["metadata"] == {"name": "two"}
+    # the document and its one new part; "kind" and "spec" were known
+    assert manifest_module._PARSED.misses - before == 2
+    assert top_level_parts("kind: A\n- x\n") == ["kind: A\n- x\n"]
+    assert top_level_parts("[a, b]\n") is None and top_level_parts("# only\n") is None
 
 
 def test_sources_follow_their_documents():
