@@ -28,9 +28,10 @@ def _toolchain(session: nox.Session) -> None:
     session.run("chartproof", "toolchain", "install")
 
 
-def _workers() -> list[str]:
-    """pytest-xdist workers: 2 by default (the suites share one cluster); CHARTPROOF_WORKERS=0 runs serially."""
-    workers = os.environ.get("CHARTPROOF_WORKERS", "2")
+def _workers(default: str = "2") -> list[str]:
+    """pytest-xdist workers: ``default`` (the conformance run's is ``auto``: two per core, see
+    chartproof.clusters.pool), or CHARTPROOF_WORKERS (a number or auto); CHARTPROOF_WORKERS=0 runs serially."""
+    workers = os.environ.get("CHARTPROOF_WORKERS", default)
     return ["-n", workers] if workers and workers != "0" else []
 
 
@@ -65,7 +66,7 @@ def conformance(session: nox.Session) -> None:
     """The main job: every promise in suites/, against charts/ (or --chart NAME=REF), embedded cluster by default."""
     _install(session)
     _toolchain(session)
-    session.run("pytest", "suites", *_workers(), *session.posargs)
+    session.run("pytest", "suites", *_workers("auto"), *session.posargs)
 
 
 @nox.session(python=PYTHON)

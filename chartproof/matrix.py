@@ -83,8 +83,9 @@ def label(row: dict) -> str:
 
 # -- running the cells ----------------------------------------------------------------------------------------
 def workers() -> list[str]:
-    """pytest-xdist workers as the conformance session chooses them: CHARTPROOF_WORKERS (default 2; 0 is serial)."""
-    count = os.environ.get("CHARTPROOF_WORKERS", "2")
+    """pytest-xdist workers as the conformance session chooses them: CHARTPROOF_WORKERS (default auto, two per
+    core; 0 is serial)."""
+    count = os.environ.get("CHARTPROOF_WORKERS", "auto")
     return ["-n", count] if count and count != "0" else []
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from chartproof import chart_testing, diagnostics, verdicts
 from chartproof.capabilities import capabilities, parse_needs, unmet
-from chartproof.clusters.pool import pool_size
+from chartproof.clusters.pool import auto_workers, pool_size
 from chartproof.errors import ChartproofError, ProviderUnavailableError, RenderError, UsageError
 from chartproof.helm import Helm, load_values_file
 from chartproof.kube import MANAGED_BY
@@ -157,6 +157,15 @@ def _options(config: pytest.Config) -> RunOptions:
         helm_extra_args=extra_args,
         helm_extra_set_args=extra_set_args,
     )
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` (what ``nox -s conformance`` passes): two workers per core (chartproof.clusters.pool).
+    ``-n logical`` and xdist's own PYTEST_XDIST_AUTO_NUM_WORKERS keep xdist's meaning."""
+    if config.option.numprocesses != "auto" or os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return auto_workers()
 
 
 def _pool_size(config: pytest.Config) -> int:

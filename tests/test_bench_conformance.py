@@ -16,10 +16,11 @@ def test_a_run_reports_its_verdicts_and_a_failing_one_meets_no_goal(tmp_path):
     assert (run["tests"], run["failed"], run["exit"]) == (2, 1, 1), run
     assert run["wall_s"] > 0
     suite.write_text(holds)
-    result = bench_conformance.measure_conformance(workers=2, serial=True, suites=str(suite))
+    result = bench_conformance.measure_conformance(workers="auto", serial=True, suites=str(suite))
     assert result["parallel"]["exit"] == 0 and result["serial"]["tests"] == 1, result
+    assert result["parallel"]["workers"].startswith("auto (") and result["two"]["workers"] == 2, result
     assert result["wall_goal_met"], "a two-second run of one passing test is under the goal"
     lines = bench_conformance.summary(result)
-    assert any("serial / parallel" in line for line in lines), lines
+    assert any("serial / -n 2" in line for line in lines) and any("-n auto (" in line for line in lines), lines
     result["parallel"]["exit"] = 1
     assert "NOT met" in bench_conformance.summary({**result, "wall_goal_met": False})[-2]

@@ -20,7 +20,7 @@ import pytest
 
 from chartproof.clusters.base import ClusterRecord
 from chartproof.clusters.embedded import EmbeddedProvider
-from chartproof.clusters.pool import pool_size
+from chartproof.clusters.pool import auto_workers, pool_size
 from chartproof.paths import cache_dir
 from tests.conftest import interruptible, run_cli, run_pytest
 
@@ -87,7 +87,9 @@ def pool_env(out: Path, **extra: str) -> dict[str, str]:
 
 def test_pool_size_follows_the_workers_and_the_cores():
     assert pool_size(None, workers=2, cores=2) == 2
-    assert pool_size(None, workers=4, cores=2) == 2, "at most one cluster per core"
+    assert pool_size(None, workers=4, cores=2) == 4, "one cluster per worker"
+    assert pool_size(None, workers=6, cores=2) == 4, "at most two clusters per core"
+    assert [auto_workers(cores) for cores in (1, 2, 3, 16)] == [2, 4, 6, 8], "-n auto: two workers per core, 2 to 8"
     assert pool_size(None, workers=0, cores=2) == 0, "a run without workers keeps today's behaviour"
     assert pool_size(3, workers=2, cores=2) == 3, "--chartproof-pool-size wins"
     assert pool_size(0, workers=2, cores=2) == 0, "0 turns the pool off"
@@ -247,3 +249,12 @@ def test_turns(cluster, namespace, me):
         assert "pool" not in results(tmp_path)["cluster"]
     finally:
         run_cli("cluster", "down", "cp-pool-existing")
+
+
+def test_n_auto_starts_two_workers_per_core_and_xdists_own_setting_wins(tmp_path):
+    source = ("import os, pathlib\n\ndef test_count():\n"
+              "    pathlib.Path('workers.txt').write_text(os.environ['PYTEST_XDIST_WORKER_COUNT'])\n")
+    for env, expected in (({}, auto_workers()), ({"PYTEST_XDIST_AUTO_NUM_WORKERS": "1"}, 1)):
+        proc = run_pytest(tmp_path, source, "-n", "auto", "--chartproof-pool-size", "0", env=env)
+        assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
+        assert (tmp_path / "workers.txt").read_text() == str(expected), env
