@@ -129,8 +129,8 @@ class InstallBench:
             self.cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=180s", check=False,
                                  timeout=200)
 
-    def chartproof(self, chart: str, values: Path) -> float:
-        """Seconds of Chartproof's install, readiness and checked uninstall of ``values``."""
+    def chartproof(self, chart: str, values: Path) -> tuple[float, dict[str, float]]:
+        """Seconds of Chartproof's install, readiness and checked uninstall of ``values``, and of each phase."""
         release = INSTALLS[chart][0]
         namespace, made = self._namespace(chart)
         try:
@@ -138,13 +138,16 @@ class InstallBench:
             result = self.helm.install(chart, release, namespace, [values], timeout=TIMEOUT)
             if not result.ok:
                 raise RenderError(f"{chart} {values.name}: helm install failed: {result.error}")
+            installed = time.monotonic()
             rel = Release(self.helm, self.cluster, chart, release, namespace)
             rel.wait_ready(TIMEOUT)
+            ready = time.monotonic()
             left = rel.uninstall(timeout=TIMEOUT, check=False)
-            seconds = time.monotonic() - started
+            ended = time.monotonic()
             if left:
                 raise ChartproofError(f"{chart} {values.name}: uninstall left {', '.join(left)}")
-            return seconds
+            phases = {"install_s": installed - started, "ready_s": ready - installed, "uninstall_s": ended - ready}
+            return ended - started, {name: round(value, 2) for name, value in phases.items()}
         finally:
             self._drop(namespace, made)
 
@@ -189,14 +192,14 @@ def measure_installs(scenarios: list[str] | None = None, *, shape: str | None = 
             values = FIXTURES / chart / f"{name}.yaml"
             with Progress("bench install", f"{item}: chartproof, then ct install", every=20) as progress:
                 try:
-                    ours = bench.chartproof(chart, values)
+                    ours, phases = bench.chartproof(chart, values)
                     progress.update(f"chartproof {ours:.1f}s; ct install")
                     theirs = bench.ct(chart, values)
                 except ChartproofError as err:
                     out["scenarios"][item] = {"error": err.message}
                     continue
             out["scenarios"][item] = {"chartproof_s": round(ours, 2), "ct_s": round(theirs, 2),
-                                      "ratio": round(ours / theirs, 3)}
+                                      "ratio": round(ours / theirs, 3), "chartproof_phases": phases}
     finally:
         provider.down(cluster.name)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -207,12 +210,14 @@ def measure_installs(scenarios: list[str] | None = None, *, shape: str | None = 
 
 
 def table(result: dict) -> str:
-    lines = [f"{'scenario':<40} {'chartproof':>10} {'ct install':>10} {'ratio':>6}"]
+    lines = [f"{'scenario':<40} {'chartproof':>10} {'ct install':>10} {'ratio':>6}   chartproof's install / ready / uninstall"]
     for item, row in result["scenarios"].items():
         if "error" in row:
             lines.append(f"{item:<40} error: {row['error']}")
         else:
-            lines.append(f"{item:<40} {row['chartproof_s']:>9.1f}s {row['ct_s']:>9.1f}s {row['ratio']:>6.2f}")
+            phases = row.get("chartproof_phases", {})
+            split = " / ".join(f"{phases[k]:.1f}s" for k in ("install_s", "ready_s", "uninstall_s") if k in phases)
+            lines.append(f"{item:<40} {row['chartproof_s']:>9.1f}s {row['ct_s']:>9.1f}s {row['ratio']:>6.2f}   {split}")
     verdict = "met" if result["met"] else "NOT met"
     lines.append(f"goal: every ratio under {result['goal']} ({verdict}; worst {result['worst']})")
     return "\n".join(lines)
