@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -187,6 +188,9 @@ class ApiResource:
         return f"{root}{where}/{self.plural}" + (f"/{name}" if name else "")
 
 
+_SAID_NO_CLIENT: list[bool] = []  # the missing-package notice, once per process
+
+
 class ApiReader:
     """Reads and watches with the official ``kubernetes`` client, configured from the kubeconfig and context
     exactly as kubectl uses them (tokens, client certificates, exec credential plugins, the context's
@@ -224,10 +228,18 @@ class ApiReader:
 
     @property
     def usable(self) -> bool:
-        """Whether the Python client can load this kubeconfig (if not, kubectl is asked and explains)."""
+        """Whether the Python client can load this kubeconfig (if not, kubectl is asked and explains). Without
+        the ``kubernetes`` package at all, every read is a kubectl process (about 40 ms, not 1.5): said once."""
         if self._load_error is None and self._client is None:
             try:
                 self._api_client()
+            except ImportError as exc:
+                self._load_error = str(exc) or type(exc).__name__
+                if not _SAID_NO_CLIENT:
+                    _SAID_NO_CLIENT.append(True)
+                    print("chartproof: reads go through kubectl, not the API client: the kubernetes package is not "
+                          "installed (pip install 'kubernetes>=37', or pip install -e . in this repository)",
+                          file=sys.stderr, flush=True)
             except Exception as exc:  # noqa: BLE001 - any loading failure hands the reads back to kubectl
                 self._load_error = str(exc) or type(exc).__name__
         return self._load_error is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 
@@ -82,6 +83,18 @@ READS = [  # (what the caller passes to get_json, the same read as kubectl argum
     (dict(kind="serviceaccount", name="default", namespace="default"), ["get", "serviceaccount", "default", "-n", "default"]),
     (dict(kind="pods", namespace="no-such-namespace"), ["get", "pods", "-n", "no-such-namespace"]),
 ]
+
+
+def test_without_the_kubernetes_package_reads_go_to_kubectl_and_it_is_said_once(tmp_path, monkeypatch, capsys):
+    from chartproof import kube
+
+    monkeypatch.setitem(sys.modules, "kubernetes", None)  # import kubernetes raises ImportError
+    monkeypatch.setattr(kube, "_SAID_NO_CLIENT", [])
+    config = tmp_path / "kubeconfig"
+    config.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    assert not ApiReader(config, None).usable and not ApiReader(config, None).usable
+    said = capsys.readouterr().err
+    assert said.count("the kubernetes package is not installed") == 1, said
 
 
 @pytest.mark.parametrize("read,args", READS, ids=[" ".join(args[1:]) for _, args in READS])
@@ -171,6 +184,18 @@ def test_a_crd_created_after_discovery_is_found(cluster):
     assert (got["kind"], got["metadata"]["name"]) == ("Sprocket", "s1"), got
     assert [i["metadata"]["name"] for i in kubectl.items("sprockets", namespace="reads")] == ["s1"]
 
+
+@pytest.mark.parametrize("reads", ["client", "kubectl"])
+def test_waiting_for_crds_to_be_served_returns_once_listable_and_times_out_on_a_missing_one(cluster, reads, monkeypatch):
+    if reads == "kubectl":
+        monkeypatch.setenv("CHARTPROOF_READS", "kubectl")
+    plural = f"cogs{reads}"
+    cluster.kubectl.apply(crd(plural, f"Cog{reads.capitalize()}"))
+    started = time.monotonic()
+    cluster.wait_crds_served([f"{plural}.example.chartproof.dev", "widgets.example.chartproof.dev"], timeout=60)
+    assert time.monotonic() - started < 30
+    with pytest.raises(WaitTimeout, match="nosuchthings.example.chartproof.dev listable"):
+        cluster.wait_crds_served(["nosuchthings.example.chartproof.dev"], timeout=1)
 
 
 def test_a_crd_deleted_after_discovery_is_an_unknown_type_as_kubectl_says(cluster):
