@@ -154,7 +154,14 @@ def top_level_parts(chunk: str) -> list[str] | None:
 
 
 def split_documents(text: str) -> Iterator[tuple[str, str, int]]:
-    """``(source, document text, first line number)`` per YAML document, in order."""
+    """``(source, document text, first line number)`` per YAML document, in order: the text cut at each line
+    that is a separator, the lines between joined with newlines."""
+    plain = None if any(c in text for c in _OTHER_LINE_BREAKS) else _split_plain(text)
+    return iter(plain) if plain is not None else _split_lines(text)
+
+
+def _split_lines(text: str) -> Iterator[tuple[str, str, int]]:
+    """``split_documents`` line by line (``str.splitlines``), for any text."""
     chunk: list[str] = []
     start = 1
     for number, line in enumerate(text.splitlines(), start=1):
@@ -169,6 +176,57 @@ def split_documents(text: str) -> Iterator[tuple[str, str, int]]:
             chunk.append(line)
     if chunk:
         yield _source_of(chunk), "\n".join(chunk) + "\n", start
+
+
+# Where ``str.splitlines`` cuts besides "\n": text without them is cut by ``_split_plain``, not line by line.
+_OTHER_LINE_BREAKS = "\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def _split_plain(text: str) -> list[tuple[str, str, int]] | None:
+    """``split_documents`` of text whose lines end only in "\n": each document is the text between two separator
+    lines, found with ``str.find``. None when a separator line holds content after its dashes."""
+    documents = []
+    begin = 0  # where the current document's first line starts
+    line = 1  # its number
+    while True:
+        found = text.find("---", begin)
+        while found >= 0 and not _is_separator(text, found):
+            found = text.find("---", found + 3)
+        end = len(text) if found < 0 else found
+        if end > begin:
+            document = text[begin:end] if text.endswith("\n", begin, end) else text[begin:end] + "\n"
+            documents.append((_source_of_text(document), document, line))
+        if found < 0:
+            return documents
+        after = text.find("\n", found)
+        after = len(text) if after < 0 else after
+        rest = text[found + 3:after].strip()
+        if rest and not rest.startswith("#"):
+            return None  # "--- {a: b}": the line-by-line cut puts that content in the next document
+        line += text.count("\n", begin, after + 1)  # the document's lines, and the separator's
+        begin = min(after + 1, len(text))
+
+
+def _is_separator(text: str, at: int) -> bool:
+    """Whether the "---" at ``at`` begins a separator line: at a line's start, then the line's end or a blank."""
+    if at and text[at - 1] != "\n":
+        return False
+    following = text[at + 3:at + 4]
+    return following in ("", "\n", " ", "\t")
+
+
+def _source_of_text(document: str) -> str:
+    position = 0
+    while position < len(document):
+        end = document.find("\n", position)
+        end = len(document) if end < 0 else end
+        line = document[position:end]
+        if line.startswith(_SOURCE):
+            return line[len(_SOURCE):].strip()
+        if line.strip() and not line.lstrip().startswith("#"):
+            return ""
+        position = end + 1
+    return ""
 
 
 def _source_of(lines: list[str]) -> str:

@@ -160,6 +160,26 @@ def test_sources_follow_their_documents():
     assert [s for s, _, _ in split_documents(text)] == ["c/templates/a.yaml", "c/templates/b.yaml"]
 
 
+def test_the_fast_cut_is_the_line_by_line_cut():
+    """Text whose lines end in "\\n" only is cut with str.find; it gives what the line-by-line cut gives (the
+    documents, their sources and first line numbers) on generated texts, and defers to it otherwise."""
+    pieces = ["---", "---\n", "--- # c\n", "--- \n", "---\t\n", "----\n", "---x\n", " ---\n", "a---\n", "\n",
+              "# Source: c/templates/a.yaml\n", "# note\n", "kind: A\n", "  k: v\n", "x", "-", " "]
+    random = __import__("random").Random(1203)
+    plain = 0
+    for _ in range(20000):
+        text = "".join(random.choice(pieces) for _ in range(random.randrange(12)))
+        fast = manifest_module._split_plain(text)
+        if fast is not None:
+            plain += 1
+            assert fast == list(manifest_module._split_lines(text)), repr(text)
+        assert list(split_documents(text)) == list(manifest_module._split_lines(text)), repr(text)
+    assert plain > 15000
+    for text in ("a\n--- {b: c}\nd\n", "a\r\n---\r\nb\r\n", "a\n---\nb\u2028c\n", "a\x0cb\n---\nc"):
+        assert list(split_documents(text)) == list(manifest_module._split_lines(text))
+    assert manifest_module._split_plain("a\n--- {b: c}\nd\n") is None
+
+
 def test_yaml_errors_name_the_template_and_line():
     text = "# Source: c/templates/ok.yaml\nkind: ConfigMap\nmetadata: {name: a}\n---\n# Source: c/templates/bad.yaml\n" \
            "kind: ConfigMap\nmetadata:\n  name: [unclosed\n"
