@@ -158,6 +158,7 @@ class Redactor:
         self._windows: set[str] = set()
         self._grams: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._stale = False  # learned forms the pattern does not hold yet: compiled at the next redaction
         self._lock = threading.Lock()
 
     # -- learning -------------------------------------------------------------------------------------
@@ -200,9 +201,19 @@ class Redactor:
             self._exact |= exact
             self._windows |= windows
             self._grams |= {w[i:i + _GRAM] for w in windows for i in range(FRAGMENT - _GRAM + 1)}
-            # Forms whose every window is a fragment are found by the fragment scan; the regex keeps the rest.
-            ordered = sorted((e for e in self._exact if not self._covered(e)), key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+            self._stale = True  # a values tree brings several secrets at once: one compile for all of them
+
+    def _exact_pattern(self) -> re.Pattern[str] | None:
+        """The alternation of the whole forms that the fragment scan does not find (those with a window that is
+        no fragment: short or wordy ones), longest first; compiled when first needed after learning."""
+        if not self._stale:
+            return self._pattern
+        with self._lock:
+            if self._stale:
+                ordered = sorted((e for e in self._exact if not self._covered(e)), key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+                self._stale = False
+            return self._pattern
 
     def _covered(self, form: str) -> bool:
         return len(form) >= FRAGMENT and all(form[i:i + FRAGMENT] in self._windows
@@ -217,7 +228,7 @@ class Redactor:
     def spans(self, text: str) -> list[tuple[int, int]]:
         """The [start, end) ranges of ``text`` that hold secret material, merged."""
         found: list[tuple[int, int]] = []
-        pattern = self._pattern
+        pattern = self._exact_pattern()
         if pattern is not None:
             found += [m.span() for m in pattern.finditer(text)]
         windows, grams = self._windows, self._grams
@@ -244,7 +255,7 @@ class Redactor:
         return merged
 
     def redact(self, text: str) -> str:
-        if not text or not isinstance(text, str) or (self._pattern is None and not self._windows):
+        if not text or not isinstance(text, str) or not (self._exact or self._windows):
             return text
         spans = self.spans(text)
         if not spans:
