@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from chartproof.bench_render import junit_tests, timed
+from chartproof.bench_render import before, junit_tests, timed
 from chartproof.clusters.pool import auto_workers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ def conformance_run(workers: int | str, work: Path, *, suites: str = "suites") -
                         what=f"pytest {suites} {'-n ' + str(workers) if workers else 'serially'}", every=30)
     counts = junit_tests(junit) if junit.is_file() else {"tests": 0, "failed": 0, "skipped": 0, "seconds": 0.0}
     return {"workers": workers, "wall_s": round(clock["wall_s"], 1), "exit": proc.returncode,
-            "load_before": clock["load_before"],
+            **{k: clock[k] for k in ("load_before", "settled_s", "busy_before")},
             **{k: counts[k] for k in ("tests", "failed", "skipped")},
             "tail": proc.stdout.strip().splitlines()[-1:] if proc.returncode else []}
 
@@ -61,12 +61,12 @@ def measure_conformance(*, workers: int | str = "auto", serial: bool = True, sui
 
 
 def summary(result: dict) -> list[str]:
-    lines = ["conformance run (pytest suites; load average before each run in brackets):"]
+    lines = ["conformance run (pytest suites; load average and CPUs busy before each run in brackets):"]
     for key, label in (("parallel", f"-n {result['parallel']['workers']}"), ("two", "-n 2"), ("serial", "serial")):
         run = result.get(key)
         if run and not (key == "two" and run is result["parallel"]):
             lines.append(f"  {label:12} {run['wall_s']:7.1f} s wall; {run['tests']} tests, {run['failed']} failed, "
-                         f"{run['skipped']} skipped, exit {run['exit']} [{run['load_before']}]")
+                         f"{run['skipped']} skipped, exit {run['exit']} [{before(run)}]")
     lines.append(f"  goal: under {WALL_GOAL_S:.0f} s with the default workers: "
                  f"{'met' if result['wall_goal_met'] else 'NOT met'}")
     if "speedup" in result:

@@ -45,9 +45,46 @@ def junit_tests(path: Path) -> dict:
     return counts
 
 
+SETTLE_LIMIT = 60.0  # seconds a timed run waits at most for the machine to be idle first
+SETTLED_BELOW = 0.15  # the share of all CPUs busy under which the machine counts as idle
+
+
+def cpu_busy(window: float = 1.0) -> float | None:
+    """The share of all CPUs that was busy over the next ``window`` seconds (``/proc/stat``); None without it."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as fh:
+            ticks = [int(v) for v in fh.readline().split()[1:9]]  # user .. steal (guest time is inside user)
+        return sum(ticks), ticks[3] + ticks[4]  # all, idle + iowait
+
+    try:
+        total, idle = sample()
+        time.sleep(window)
+        total2, idle2 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (idle2 - idle) / (total2 - total) if total2 > total else 0.0
+
+
+def settle(limit: float | None = None) -> tuple[float, float | None]:
+    """Wait, ``limit`` seconds at most (``SETTLE_LIMIT``), until under ``SETTLED_BELOW`` of the CPUs are busy:
+    what a step before left running (a cluster going down, xdist workers ending) is not timed as part of the
+    next one. The seconds waited and the last busy share (None where it cannot be read)."""
+    limit = SETTLE_LIMIT if limit is None else limit
+    started = time.monotonic()
+    if limit <= 0:
+        return 0.0, None
+    busy = cpu_busy()
+    while busy is not None and busy >= SETTLED_BELOW and time.monotonic() - started < limit:
+        busy = cpu_busy()
+    return time.monotonic() - started, busy
+
+
 def timed(cmd: list[str], *, env: dict[str, str], cwd: Path, what: str, title: str = "bench render",
           every: float = 15) -> tuple[subprocess.CompletedProcess, dict]:
-    """Run ``cmd`` to the end; its wall seconds, the CPU seconds of it and its descendants, the load before."""
+    """Run ``cmd`` to the end, once the machine is idle (``settle``); its wall seconds, the CPU seconds of it and
+    its descendants, the load average and the busy share of the CPUs before it."""
+    with Progress(title, f"waiting for an idle machine before: {what}", every=every):
+        waited, busy = settle()
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
@@ -56,7 +93,8 @@ def timed(cmd: list[str], *, env: dict[str, str], cwd: Path, what: str, title: s
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return proc, {"wall_s": wall, "cpu_s": cpu, "load_before": round(load, 2)}
+    return proc, {"wall_s": wall, "cpu_s": cpu, "load_before": round(load, 2), "settled_s": round(waited, 1),
+                  "busy_before": None if busy is None else round(busy, 2)}
 
 
 def per_test(counts: dict, clock: dict, command: list[str]) -> dict:
@@ -136,9 +174,16 @@ def measure_render_tier(*, repeat: int = 1, suite: str = "suites/adaptive", char
     return result
 
 
+def before(run: dict) -> str:
+    """How loaded the machine was as a run started: "0.91 load, 4% busy" (and the wait for it, if any)."""
+    busy = run.get("busy_before")
+    text = f"{run['load_before']} load" + ("" if busy is None else f", {busy:.0%} busy")
+    return text + (f", after {run['settled_s']:.0f} s settling" if run.get("settled_s", 0) >= 2 else "")
+
+
 def summary(result: dict) -> list[str]:
     """The figures as lines for a terminal (what ``nox -s bench`` prints)."""
-    lines = [f"render tier, per test ({result['cores']} cores; load average before each run in brackets):"]
+    lines = [f"render tier, per test ({result['cores']} cores; load average and CPUs busy before each run in brackets):"]
     for name, label in (("renderer", f"pytest, {TOOL}"), ("helm", "pytest, helm template"),
                         ("helm_unittest", "helm-unittest"), ("mirror", "its checks as our tests")):
         if name not in result:
@@ -146,7 +191,7 @@ def summary(result: dict) -> list[str]:
         r = result[name]
         lines.append(f"  {label:24} {r['per_test_s'] * 1000:7.1f} ms in-test, {r['cpu_per_test_s'] * 1000:7.1f} ms CPU, "
                      f"{r['wall_per_test_s'] * 1000:7.1f} ms wall; {r['tests']} tests, {r['failed']} failed, "
-                     f"{r['skipped']} skipped [{r['load_before']}]")
+                     f"{r['skipped']} skipped [{before(r)}]")
     lines.append(f"  ours / helm-unittest: {result['ratio']:.2f} in-test (goal <= 1: "
                  f"{'met' if result['goal_met'] else 'NOT met'}), {result['cpu_ratio']:.2f} CPU, "
                  f"{result['wall_ratio']:.2f} wall; helm template / helm-unittest: {result['helm_ratio']:.2f} in-test")

@@ -24,3 +24,20 @@ def test_a_run_reports_its_verdicts_and_a_failing_one_meets_no_goal(tmp_path):
     assert any("serial / -n 2" in line for line in lines) and any("-n auto (" in line for line in lines), lines
     result["parallel"]["exit"] = 1
     assert "NOT met" in bench_conformance.summary({**result, "wall_goal_met": False})[-2]
+
+
+def test_a_timed_run_waits_for_an_idle_machine_and_says_how_busy_it_was(monkeypatch):
+    from chartproof import bench_render
+
+    measured = bench_render.cpu_busy(0.2)
+    assert measured is None or 0.0 <= measured <= 1.0, measured
+    busy = iter([0.9, 0.6, 0.05])
+    monkeypatch.setattr(bench_render, "cpu_busy", lambda window=1.0: next(busy))
+    monkeypatch.setattr(bench_render, "SETTLE_LIMIT", 30)
+    waited, last = bench_render.settle()
+    assert last == 0.05 and waited < 30, "it waits until the machine is idle, and no longer"
+    monkeypatch.setattr(bench_render, "cpu_busy", lambda window=1.0: 0.9)
+    waited, last = bench_render.settle(limit=0.2)
+    assert last == 0.9 and waited >= 0.2, "a machine that never settles is timed anyway, past the limit"
+    line = bench_render.before({"load_before": 0.5, "busy_before": 0.04, "settled_s": 12.0})
+    assert line == "0.5 load, 4% busy, after 12 s settling", line
