@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from chartproof.bench_render import before, junit_tests, timed
+from chartproof.bench_render import how_busy, junit_tests, timed
 from chartproof.clusters.pool import auto_workers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ def summary(result: dict) -> list[str]:
         run = result.get(key)
         if run and not (key == "two" and run is result["parallel"]):
             lines.append(f"  {label:12} {run['wall_s']:7.1f} s wall; {run['tests']} tests, {run['failed']} failed, "
-                         f"{run['skipped']} skipped, exit {run['exit']} [{before(run)}]")
+                         f"{run['skipped']} skipped, exit {run['exit']} [{how_busy(run)}]")
     lines.append(f"  goal: under {WALL_GOAL_S:.0f} s with the default workers: "
                  f"{'met' if result['wall_goal_met'] else 'NOT met'}")
     if "speedup" in result:

@@ -174,7 +174,7 @@ def measure_render_tier(*, repeat: int = 1, suite: str = "suites/adaptive", char
     return result
 
 
-def before(run: dict) -> str:
+def how_busy(run: dict) -> str:
     """How loaded the machine was as a run started: "0.91 load, 4% busy" (and the wait for it, if any)."""
     busy = run.get("busy_before")
     text = f"{run['load_before']} load" + ("" if busy is None else f", {busy:.0%} busy")
@@ -191,7 +191,7 @@ def summary(result: dict) -> list[str]:
         r = result[name]
         lines.append(f"  {label:24} {r['per_test_s'] * 1000:7.1f} ms in-test, {r['cpu_per_test_s'] * 1000:7.1f} ms CPU, "
                      f"{r['wall_per_test_s'] * 1000:7.1f} ms wall; {r['tests']} tests, {r['failed']} failed, "
-                     f"{r['skipped']} skipped [{before(r)}]")
+                     f"{r['skipped']} skipped [{how_busy(r)}]")
     lines.append(f"  ours / helm-unittest: {result['ratio']:.2f} in-test (goal <= 1: "
                  f"{'met' if result['goal_met'] else 'NOT met'}), {result['cpu_ratio']:.2f} CPU, "
                  f"{result['wall_ratio']:.2f} wall; helm template / helm-unittest: {result['helm_ratio']:.2f} in-test")

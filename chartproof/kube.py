@@ -233,15 +233,13 @@ class ApiReader:
         if self._load_error is None and self._client is None:
             try:
                 self._api_client()
-            except ImportError as exc:
+            except Exception as exc:  # noqa: BLE001 - any loading failure hands the reads back to kubectl
                 self._load_error = str(exc) or type(exc).__name__
-                if not _SAID_NO_CLIENT:
+                if isinstance(exc, ImportError) and not _SAID_NO_CLIENT:
                     _SAID_NO_CLIENT.append(True)
                     print("chartproof: reads go through kubectl, not the API client: the kubernetes package is not "
                           "installed (pip install 'kubernetes>=37', or pip install -e . in this repository)",
                           file=sys.stderr, flush=True)
-            except Exception as exc:  # noqa: BLE001 - any loading failure hands the reads back to kubectl
-                self._load_error = str(exc) or type(exc).__name__
         return self._load_error is None
 
     @property

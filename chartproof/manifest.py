@@ -195,7 +195,7 @@ def _split_plain(text: str) -> list[tuple[str, str, int]] | None:
         end = len(text) if found < 0 else found
         if end > begin:
             document = text[begin:end] if text.endswith("\n", begin, end) else text[begin:end] + "\n"
-            documents.append((_source_of_text(document), document, line))
+            documents.append((_source_of(_lines_of(document)), document, line))
         if found < 0:
             return documents
         after = text.find("\n", found)
@@ -215,21 +215,17 @@ def _is_separator(text: str, at: int) -> bool:
     return following in ("", "\n", " ", "\t")
 
 
-def _source_of_text(document: str) -> str:
+def _lines_of(document: str) -> Iterator[str]:
+    """The lines of ``document`` one at a time (``_source_of`` reads only the first few)."""
     position = 0
     while position < len(document):
         end = document.find("\n", position)
         end = len(document) if end < 0 else end
-        line = document[position:end]
-        if line.startswith(_SOURCE):
-            return line[len(_SOURCE):].strip()
-        if line.strip() and not line.lstrip().startswith("#"):
-            return ""
+        yield document[position:end]
         position = end + 1
-    return ""
 
 
-def _source_of(lines: list[str]) -> str:
+def _source_of(lines: Iterable[str]) -> str:
     for line in lines:
         if line.startswith(_SOURCE):
             return line[len(_SOURCE):].strip()

@@ -39,5 +39,5 @@ def test_a_timed_run_waits_for_an_idle_machine_and_says_how_busy_it_was(monkeypa
     monkeypatch.setattr(bench_render, "cpu_busy", lambda window=1.0: 0.9)
     waited, last = bench_render.settle(limit=0.2)
     assert last == 0.9 and waited >= 0.2, "a machine that never settles is timed anyway, past the limit"
-    line = bench_render.before({"load_before": 0.5, "busy_before": 0.04, "settled_s": 12.0})
+    line = bench_render.how_busy({"load_before": 0.5, "busy_before": 0.04, "settled_s": 12.0})
     assert line == "0.5 load, 4% busy, after 12 s settling", line

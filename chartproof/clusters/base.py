@@ -118,15 +118,9 @@ class Cluster:
         storage initialized. A CRD deleted before that keeps its cleanup finalizer for minutes: the API server's
         cleanup fails with "could not list instances: storage is (re)initializing" and its retries back off
         (measured: a HyperPod uninstall 3 s after its install waited 270 s for mpijobs.kubeflow.org to go)."""
-        api = self.kubectl.api
-
         def listable(name: str) -> bool:
             try:
-                if api is None:
-                    self.kubectl("get", name, "--all-namespaces", "-o", "name", "--request-timeout=10s", timeout=30)
-                else:  # the same question through the client: in the server's discovery, and a list answers
-                    resource = api.resolve(name)
-                    api.request(resource.path(None), [("limit", "1")], args=["get", name, "--all-namespaces"])
+                self.kubectl.items(name, all_namespaces=True)  # through the client where it is usable
             except KubectlError:
                 return False
             return True
