@@ -100,6 +100,19 @@ class Kubectl:
               all_namespaces: bool = False) -> list[dict]:
         return self.get_json(kind, namespace=namespace, selector=selector, all_namespaces=all_namespaces)["items"]
 
+    def lists_whole(self, kind: str) -> bool:
+        """Whether the API server answers an unpaged list of every ``kind`` object: it serves such a list from
+        its watch cache, which a type nobody has read yet (a CRD just made) is still filling. A no comes at
+        once through the client; through kubectl, which waits the server's Retry-After, after a second."""
+        api = self.api
+        if api is not None:
+            return api.lists_whole(kind)
+        try:
+            self("get", kind, "--all-namespaces", "--chunk-size=0", "-o", "name")
+        except KubectlError:
+            return False
+        return True
+
     def exists(self, kind: str, name: str, namespace: str | None = None) -> bool:
         api = self.api
         if api is not None and not any(c in kind for c in ",/"):
@@ -159,6 +172,7 @@ class Kubectl:
 _DISCOVERY_ACCEPT = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
                      "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json")
 READ_TIMEOUT = (10, 60)  # seconds: connect, read
+LIST_CHUNK = 500  # objects per page of a list, as ``kubectl get`` reads (its --chunk-size default)
 WATCH_SECONDS = 30  # the server ends each watch after this long; it is resumed from the last resourceVersion
 
 
@@ -251,9 +265,10 @@ class ApiReader:
     # -- HTTP ------------------------------------------------------------------------------------------
     def request(self, path: str, query: list[tuple[str, str]] | None = None, *, args: list[str],
                 accept: str = "application/json", stream: bool = False, timeout: tuple[float, float] = READ_TIMEOUT,
-                method: str = "GET", body: dict | None = None):
+                method: str = "GET", body: dict | None = None, retry: bool = True):
         """``method`` (GET unless told) on ``path``: the parsed JSON body (or, with ``stream``, the open urllib3
-        response). An HTTP error or an unreachable server raises ``KubectlError`` worded as kubectl words it."""
+        response). An HTTP error or an unreachable server raises ``KubectlError`` worded as kubectl words it.
+        Without ``retry`` a GET is sent once: a 429 is an error at once, not a wait for its Retry-After."""
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
@@ -263,8 +278,13 @@ class ApiReader:
                                                                 header_params=headers, body=body,
                                                                 auth_settings=["BearerToken"])
         try:
-            response = api_client.rest_client.request(method, url, headers=headers, body=payload,
-                                                      _request_timeout=timeout).response
+            if retry or method != "GET":
+                response = api_client.rest_client.request(method, url, headers=headers, body=payload,
+                                                          _request_timeout=timeout).response
+            else:
+                response = api_client.rest_client.pool_manager.request(
+                    method, url, headers=headers, timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+                    preload_content=False, retries=False)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._unreachable(args, exc) from None
         except ApiException as exc:  # how the client reports a TLS failure
@@ -373,6 +393,16 @@ class ApiReader:
             raise self._type_gone(kind, exc) from None
         return True
 
+    def lists_whole(self, kind: str) -> bool:
+        """Whether the server answers an unpaged list of every ``kind`` object now (from its watch cache; a 429
+        while the cache fills, said here at once instead of after the client waited the Retry-After second)."""
+        try:
+            resource = self.resolve(kind)
+            self.request(resource.path(None), args=_get_args(kind, None, None, None, True), retry=False)
+        except KubectlError:
+            return False
+        return True
+
     def _type_gone(self, kind: str, exc: KubectlError) -> KubectlError:
         """A bare 404 (no Status) means the path itself is unknown: the resource type went since discovery
         (its CRD was deleted). Then the error is kubectl's for an unknown type; any other error stays as it was."""
@@ -381,14 +411,30 @@ class ApiReader:
         return exc
 
     def list(self, resource: ApiResource, namespace: str | None, selector: str | None = None, *,
-             args: list[str] | None = None) -> tuple[list[dict], str]:
+             args: list[str] | None = None, chunk: int = LIST_CHUNK) -> tuple[list[dict], str]:
         """The objects of ``resource`` in ``namespace`` (None: every namespace), each with its
-        ``apiVersion`` and ``kind``, and the list's resourceVersion (where a watch starts)."""
+        ``apiVersion`` and ``kind``, and the list's resourceVersion (where a watch starts); read ``chunk``
+        objects a page (0: in one piece)."""
         query = [("labelSelector", selector)] if selector else []
-        body = self.request(resource.path(namespace), query,
-                            args=args or _get_args(resource.plural, None, namespace, selector, namespace is None))
-        items = [{"apiVersion": resource.api_version, "kind": resource.kind, **item} for item in body.get("items") or []]
-        return items, (body.get("metadata") or {}).get("resourceVersion", "")
+        args = args or _get_args(resource.plural, None, namespace, selector, namespace is None)
+        found: list[dict] = []
+        version, token = None, ""
+        while True:  # in pages, as kubectl reads: a type whose watch cache is still filling is read from etcd
+            page = [*query, *([("limit", str(chunk))] if chunk else []), *([("continue", token)] if token else [])]
+            try:
+                body = self.request(resource.path(namespace), page, args=args)
+            except KubectlError as exc:
+                if not token or "410" not in exc.stderr:
+                    raise
+                return self.list(resource, namespace, selector, args=args, chunk=0)  # continue expired: whole
+            meta = body.get("metadata") or {}
+            version = meta.get("resourceVersion", "") if version is None else version
+            found += body.get("items") or []
+            token = meta.get("continue") or ""
+            if not token or not chunk:
+                break
+        items = [{"apiVersion": resource.api_version, "kind": resource.kind, **item} for item in found]
+        return items, version
 
     def create(self, obj: dict) -> None:
         """POST one object to its collection, as ``kubectl create`` does; one that already exists counts as made."""

@@ -198,6 +198,53 @@ def test_waiting_for_crds_to_be_served_returns_once_listable_and_times_out_on_a_
         cluster.wait_crds_served(["nosuchthings.example.chartproof.dev"], timeout=1)
 
 
+@pytest.fixture
+def client_sleeps(monkeypatch):
+    """Every pause the HTTP client takes before it retries a request (a 429's Retry-After among them)."""
+    import urllib3
+
+    slept: list[object] = []
+    monkeypatch.setattr(urllib3.util.retry.Retry, "sleep", lambda self, response=None: slept.append(response))
+    return slept
+
+
+def fresh_crd(cluster, plural: str) -> str:
+    """A CRD made and Established, none of whose objects anybody has listed yet."""
+    cluster.kubectl.apply(crd(plural, plural.capitalize()[:-1]))
+    cluster.kubectl("wait", "--for=condition=Established", f"crd/{plural}.example.chartproof.dev", "--timeout=60s")
+    return f"{plural}.example.chartproof.dev"
+
+
+def test_a_list_of_a_type_nobody_has_read_yet_comes_without_a_retry(cluster, client_sleeps):
+    """The server answers an unpaged list from its watch cache, and with a 429 (Retry-After: 1) while a new
+    type's cache fills; read in pages as kubectl reads, the list comes from etcd then, without the client's
+    one-second wait (uninstalling a release with six CRDs once waited six of them)."""
+    kind = fresh_crd(cluster, "pinions")
+    assert cluster.kubectl.items(kind, all_namespaces=True) == []
+    assert client_sleeps == [], "the client waited to retry the list"
+
+
+def test_whether_a_whole_list_is_served_is_said_without_a_retry(cluster, client_sleeps):
+    kind = fresh_crd(cluster, "ratchets")
+    api = cluster.kubectl.api
+    answers = [api.lists_whole(kind)]
+    while not answers[-1] and len(answers) < 400:
+        time.sleep(0.05)
+        answers.append(api.lists_whole(kind))
+    assert answers[-1], f"{kind}: no whole list in 20 s"
+    assert client_sleeps == [], f"the client waited to retry (answers before: {answers})"
+    assert not api.lists_whole("nosuchthings.example.chartproof.dev")
+
+
+def test_a_list_read_in_pages_is_the_whole_list(cluster):
+    api = cluster.kubectl.api
+    pods = api.resolve("pods")
+    whole, version = api.list(pods, "reads", chunk=0)
+    paged, paged_version = api.list(pods, "reads", chunk=1)
+    assert [p["metadata"]["name"] for p in paged] == [p["metadata"]["name"] for p in whole] == ["one", "two"]
+    assert paged_version and version, (paged_version, version)
+
+
 def test_a_crd_deleted_after_discovery_is_an_unknown_type_as_kubectl_says(cluster):
     """Uninstalling a release can take a CRD with it: reading its objects afterwards must say the type is gone
     (what kubectl says, and what Release.uninstall treats as 'its objects went too'), not a bare 404."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from chartproof import waiters
 from chartproof.clusters.nodes import ACCELERATORS
-from chartproof.kube import Kubectl, KubectlError, wait_for
+from chartproof.kube import Kubectl, wait_for
 from chartproof.paths import cache_dir
 
 
@@ -110,23 +110,23 @@ class Cluster:
         waiters.wait_ready(self.kubectl, namespace=namespace, objects=objects, timeout=timeout,
                            fixed_nodes=self.provider in ("embedded", "kind"))
 
-    def wait_for(self, predicate, timeout: float = 60, what: str = "condition"):
-        return wait_for(predicate, timeout=timeout, what=what)
+    def wait_for(self, predicate, timeout: float = 60, what: str = "condition", interval: float = 0.5):
+        return wait_for(predicate, timeout=timeout, what=what, interval=interval)
 
     def wait_crds_served(self, names: list[str], timeout: float = 60) -> None:
-        """Until each CRD of ``names`` is listable: in discovery (helm's and kubectl's REST mappers) and with its
-        storage initialized. A CRD deleted before that keeps its cleanup finalizer for minutes: the API server's
-        cleanup fails with "could not list instances: storage is (re)initializing" and its retries back off
-        (measured: a HyperPod uninstall 3 s after its install waited 270 s for mpijobs.kubeflow.org to go)."""
-        def listable(name: str) -> bool:
-            try:
-                self.kubectl.items(name, all_namespaces=True)  # through the client where it is usable
-            except KubectlError:
-                return False
-            return True
+        """Until the API server lists every object of each CRD of ``names`` in one piece: the CRD is in
+        discovery (helm's and kubectl's REST mappers) and its storage's watch cache is filled. A CRD deleted
+        before that keeps its cleanup finalizer for minutes: the API server's cleanup fails with "could not list
+        instances: storage is (re)initializing" and its retries back off (measured: a HyperPod uninstall 3 s
+        after its install waited 270 s for mpijobs.kubeflow.org to go). Every CRD is asked on each look, so
+        their caches fill side by side; looks come every 0.05 s."""
+        pending = list(names)
 
-        for name in names:
-            self.wait_for(lambda n=name: listable(n), timeout=timeout, what=f"{name} listable")
+        def served() -> bool:
+            pending[:] = [name for name in pending if not self.kubectl.lists_whole(name)]
+            return not pending
+
+        self.wait_for(served, timeout=timeout, what=f"{', '.join(names)} listable", interval=0.05)
 
     def nodes(self) -> list[dict]:
         return self.kubectl.items("nodes")
