@@ -282,7 +282,8 @@ def test_a_watched_wait_returns_as_soon_as_the_pod_is_ready(cluster, monkeypatch
                 ready_at.append(time.monotonic())
                 return
 
-    threading.Thread(target=follow, daemon=True).start()
+    witness = threading.Thread(target=follow, daemon=True)
+    witness.start()
     requests: list[str] = []
     original = ApiReader.request
 
@@ -297,6 +298,7 @@ def test_a_watched_wait_returns_as_soon_as_the_pod_is_ready(cluster, monkeypatch
     try:
         cluster.wait_ready(objects=[("Pod", "late", "reads")], timeout=60)
         returned = time.monotonic()
+        witness.join(10)  # the witness's own watch may print the Ready pod a moment after the wait saw it
     finally:
         labeller.cancel()
         watcher.terminate()
