@@ -148,6 +148,9 @@ class CheckResult:
     command: list[str]
 
 
+_PROMTOOL_VERDICTS: dict[tuple, tuple[bool, str]] = {}
+
+
 def check_prometheus(promtool: Path | str, server: PrometheusServer, workdir: Path) -> CheckResult:
     """``promtool check config`` on the server's configuration, with the files it references laid out as the
     container would see them. The output is redacted (mounted Secrets may hold credentials)."""
@@ -168,9 +171,14 @@ def check_prometheus(promtool: Path | str, server: PrometheusServer, workdir: Pa
         target.write_text(text)
         target.chmod(0o600)
     command = [str(promtool), "check", "config", str(root / server.config_path.lstrip("/"))]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    output = REDACTOR((proc.stdout + proc.stderr).replace(str(root), "")).strip()
-    return CheckResult(proc.returncode == 0, output, command)
+    # promtool's verdict depends only on the files laid out (its output names them relative to the root):
+    # scenarios whose servers load the same files ask it once a process.
+    seen = (str(promtool), server.config_path, tuple(sorted(server.dirs)), tuple(sorted(server.files.items())))
+    if seen not in _PROMTOOL_VERDICTS:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        _PROMTOOL_VERDICTS[seen] = (proc.returncode == 0, (proc.stdout + proc.stderr).replace(str(root), ""))
+    ok, output = _PROMTOOL_VERDICTS[seen]
+    return CheckResult(ok, REDACTOR(output).strip(), command)
 
 
 

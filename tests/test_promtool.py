@@ -103,3 +103,21 @@ def test_promtool_is_the_release_the_chart_runs(render, promtool):
     tag = str(server.container.get("image", "")).rsplit(":", 1)[-1].lstrip("v")
     out = subprocess.run([str(promtool), "--version"], capture_output=True, text=True, timeout=30).stdout
     assert f"version {tag} " in out, f"the chart runs Prometheus {tag}; the pinned promtool reports: {out.splitlines()[:1]}"
+
+
+def test_the_same_files_are_checked_once_and_changed_files_again(render, promtool, tmp_path, monkeypatch):
+    from chartproof import appconfig
+
+    runs: list[list[str]] = []
+    real_run = subprocess.run
+    monkeypatch.setattr(appconfig, "_PROMTOOL_VERDICTS", {})
+    monkeypatch.setattr(appconfig.subprocess, "run", lambda cmd, **kw: runs.append(cmd) or real_run(cmd, **kw))
+    server = prometheus_configs(render("adaptive", [{}]))[0]
+    first = check_prometheus(promtool, server, tmp_path / "a")
+    again = check_prometheus(promtool, server, tmp_path / "b")
+    assert len(runs) == 1 and (again.ok, again.output) == (first.ok, first.output), (runs, first, again)
+    assert (tmp_path / "b" / "root" / server.config_path.lstrip("/")).is_file(), "the command shown must be rerunnable"
+    job = {"job_name": "twice", "static_configs": [{"targets": ["localhost:9090"]}]}
+    changed = prometheus_configs(render("adaptive", [with_prometheus_files(**{"prometheus.yml": {"scrape_configs": [job, job]}})]))[0]
+    refused = check_prometheus(promtool, changed, tmp_path / "c")
+    assert len(runs) == 2 and not refused.ok, (runs, refused.output)
