@@ -108,7 +108,7 @@ class Kubectl:
         if api is not None:
             return api.lists_whole(kind)
         try:
-            self("get", kind, "--all-namespaces", "--chunk-size=0", "-o", "name")
+            self("get", kind, "--all-namespaces", "--chunk-size=0", "-o", "name", "--request-timeout=10s", timeout=30)
         except KubectlError:
             return False
         return True
@@ -268,7 +268,7 @@ class ApiReader:
                 method: str = "GET", body: dict | None = None, retry: bool = True):
         """``method`` (GET unless told) on ``path``: the parsed JSON body (or, with ``stream``, the open urllib3
         response). An HTTP error or an unreachable server raises ``KubectlError`` worded as kubectl words it.
-        Without ``retry`` a GET is sent once: a 429 is an error at once, not a wait for its Retry-After."""
+        Without ``retry`` a GET (no body) is sent once: a 429 is an error at once, not a wait for its Retry-After."""
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
@@ -278,7 +278,7 @@ class ApiReader:
                                                                 header_params=headers, body=body,
                                                                 auth_settings=["BearerToken"])
         try:
-            if retry or method != "GET":
+            if retry:
                 response = api_client.rest_client.request(method, url, headers=headers, body=payload,
                                                           _request_timeout=timeout).response
             else:

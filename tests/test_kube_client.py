@@ -36,6 +36,14 @@ def crd(plural: str, kind: str, scope: str = "Namespaced") -> dict:
                      "names": {"plural": plural, "singular": kind.lower(), "kind": kind}}}
 
 
+def fresh_crd(cluster, plural: str) -> str:
+    """A CRD made and Established (kind: the plural capitalized, without its last letter), none of whose
+    objects anybody has listed yet."""
+    cluster.kubectl.apply(crd(plural, plural.capitalize()[:-1]))
+    cluster.kubectl("wait", "--for=condition=Established", f"crd/{plural}.example.chartproof.dev", "--timeout=60s")
+    return f"{plural}.example.chartproof.dev"
+
+
 def pod(name: str, namespace: str, **spec) -> dict:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": {"app": "reads"}},
             "spec": {"tolerations": [{"operator": "Exists"}], "containers": [{"name": "c", "image": "busybox"}], **spec}}
@@ -176,8 +184,7 @@ def test_a_crd_created_after_discovery_is_found(cluster):
     assert isinstance(api, ApiReader)
     api.resources()  # discovery is cached from here on
     assert not any(r.plural == "sprockets" for r in api.resources()), "the CRD exists before the test made it"
-    kubectl.apply(crd("sprockets", "Sprocket"))
-    kubectl("wait", "--for=condition=Established", "crd/sprockets.example.chartproof.dev", "--timeout=60s")
+    fresh_crd(cluster, "sprockets")
     kubectl.apply({"apiVersion": "example.chartproof.dev/v1", "kind": "Sprocket",
                    "metadata": {"name": "s1", "namespace": "reads"}})
     got = kubectl.get_json("sprocket", "s1", namespace="reads")
@@ -206,13 +213,6 @@ def client_sleeps(monkeypatch):
     slept: list[object] = []
     monkeypatch.setattr(urllib3.util.retry.Retry, "sleep", lambda self, response=None: slept.append(response))
     return slept
-
-
-def fresh_crd(cluster, plural: str) -> str:
-    """A CRD made and Established, none of whose objects anybody has listed yet."""
-    cluster.kubectl.apply(crd(plural, plural.capitalize()[:-1]))
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{plural}.example.chartproof.dev", "--timeout=60s")
-    return f"{plural}.example.chartproof.dev"
 
 
 def test_a_list_of_a_type_nobody_has_read_yet_comes_without_a_retry(cluster, client_sleeps):
@@ -249,8 +249,7 @@ def test_a_crd_deleted_after_discovery_is_an_unknown_type_as_kubectl_says(cluste
     """Uninstalling a release can take a CRD with it: reading its objects afterwards must say the type is gone
     (what kubectl says, and what Release.uninstall treats as 'its objects went too'), not a bare 404."""
     kubectl = cluster.kubectl
-    kubectl.apply(crd("cogs", "Cog"))
-    kubectl("wait", "--for=condition=Established", "crd/cogs.example.chartproof.dev", "--timeout=60s")
+    fresh_crd(cluster, "cogs")
     kubectl.apply({"apiVersion": "example.chartproof.dev/v1", "kind": "Cog", "metadata": {"name": "c1", "namespace": "reads"}})
     assert kubectl.exists("cogs.example.chartproof.dev", "c1", "reads")
     kubectl("delete", "crd", "cogs.example.chartproof.dev", "--wait=true")
