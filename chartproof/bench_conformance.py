@@ -19,6 +19,7 @@ from pathlib import Path
 
 from chartproof.bench_render import how_busy, junit_tests, timed
 from chartproof.clusters.pool import auto_workers
+from chartproof.toolchain import Toolchain
 
 REPO = Path(__file__).resolve().parent.parent
 WALL_GOAL_S = 120.0
@@ -43,6 +44,7 @@ def conformance_run(workers: int | str, work: Path, *, suites: str = "suites") -
 
 def measure_conformance(*, workers: int | str = "auto", serial: bool = True, suites: str = "suites") -> dict:
     """The run with ``workers`` (the default), then with two workers and serially (``serial``), for the speed-up."""
+    Toolchain().install()  # every pinned tool first (the suites obtain some when first used): never time a build
     with tempfile.TemporaryDirectory(prefix="chartproof-bench-conformance-") as tmp:
         parallel = conformance_run(workers, Path(tmp), suites=suites)
         if workers == "auto":

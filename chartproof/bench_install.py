@@ -179,6 +179,7 @@ def measure_installs(scenarios: list[str] | None = None, *, shape: str | None = 
     a scenario either tool could not install has ``"error"`` instead of the figures, and the goal is not met.
     """
     toolchain = toolchain or Toolchain()
+    toolchain.install()  # every pinned tool first: what is timed is installing, never a build
     tools = Tools.pinned(toolchain)
     provider = EmbeddedProvider(toolchain)
     cluster = provider.up(None, shape, owner="bench-install")

@@ -147,8 +147,7 @@ def measure_render_tier(*, repeat: int = 1, suite: str = "suites/adaptive", char
     whole render tier, the tests' own durations, the goal: <= 1), ``cpu_ratio``, ``wall_ratio``, and
     ``mirror_ratio`` (the same checks in both tools)."""
     toolchain = toolchain or Toolchain()
-    for tool in ("helm", TOOL):
-        toolchain.path(tool)  # a warm cache: what is measured is rendering, not a build
+    toolchain.install()  # every pinned tool first (promtool too): what is timed is rendering, never a build
     peer = toolchain.path("helm-unittest")
     figures: dict[str, list[dict]] = {"renderer": [], "helm": [], "helm_unittest": [], "mirror": []}
     with tempfile.TemporaryDirectory(prefix="chartproof-bench-render-") as tmp:

@@ -41,3 +41,31 @@ def test_a_timed_run_waits_for_an_idle_machine_and_says_how_busy_it_was(monkeypa
     assert last == 0.9 and waited >= 0.2, "a machine that never settles is timed anyway, past the limit"
     line = bench_render.how_busy({"load_before": 0.5, "busy_before": 0.04, "settled_s": 12.0})
     assert line == "0.5 load, 4% busy, after 12 s settling", line
+
+
+class _Timed(Exception):
+    """What the stand-in for the bench's timer raises: the first timed command was reached."""
+
+
+def test_the_benches_obtain_every_pinned_tool_before_they_time_anything(monkeypatch, tmp_path):
+    # A bench run from a cold cache once timed a promtool build inside the render tier's first test.
+    from chartproof import bench_render
+    from chartproof.toolchain import Toolchain
+
+    events: list[str] = []
+    monkeypatch.setattr(Toolchain, "install", lambda self, tools=None, **kw: events.append(f"install {tools}") or [])
+    monkeypatch.setattr(Toolchain, "path", lambda self, tool: tmp_path / tool)
+
+    def timed(cmd, **kwargs):
+        events.append("timed")
+        raise _Timed
+
+    for module in (bench_render, bench_conformance):
+        monkeypatch.setattr(module, "timed", timed)
+    for measure in (bench_render.measure_render_tier, bench_conformance.measure_conformance):
+        events.clear()
+        try:
+            measure()
+        except _Timed:
+            pass
+        assert events[:2] == ["install None", "timed"], f"{measure.__name__}: {events}"
