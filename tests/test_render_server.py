@@ -281,6 +281,19 @@ def test_pin_links_the_pinned_helm():
     assert ours_pin.version.startswith(helm_pin.version + "-cp"), f"renderer version {ours_pin.version} must name helm's"
 
 
+@pytest.mark.skipif(shutil.which("go") is None, reason="no Go toolchain here: the renderer's own tests are Go tests")
+def test_the_renderers_go_tests_pass(tmp_path):
+    """chartproof-render's Go tests: its split of a file into documents is helm's (200,000 generated files and
+    hand-made edge cases), and its share of each file is SortManifests'. A copy is tested: go.sum stays as it is."""
+    from chartproof.toolchain.gobuild import go_binary, go_env
+
+    work = tmp_path / "chartproof-render"
+    shutil.copytree(load_pins()[render_server.TOOL].source_dir, work)
+    proc = subprocess.run([go_binary(), "test", "-count=1", "./..."], cwd=work, env=go_env(), capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, f"go test of {render_server.TOOL} failed:\n{(proc.stdout + proc.stderr)[-4000:]}"
+
+
 def test_renderer_reports_its_pinned_version(renderer_binary):
     out = subprocess.run([str(renderer_binary), "--version"], capture_output=True, text=True, timeout=30).stdout
     assert load_pins()[render_server.TOOL].version in out, f"--version printed {out!r}"

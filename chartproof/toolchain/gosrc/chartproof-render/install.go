@@ -2,11 +2,12 @@ package main
 
 // The client-only install that `helm template` runs (action.Install with ClientOnly and DryRun), step for step,
 // with one difference: the split of each rendered file into documents and the parse of each document's head
-// (releaseutil.SortManifests) is remembered per file content. Helm's split is a regular expression and its
-// head parse a full YAML-to-JSON conversion; on a chart whose templates emit large CRDs they are most of a
-// render, and those files render the same every time. The result is the same: SortManifests handles the files
-// one after another in path order, appending each file's documents, and then stable-sorts everything by kind.
-// Sorting each file's share by kind first and then the concatenation again gives that same order.
+// (releaseutil.SortManifests) is remembered per file content, and done without helm's regular expression
+// (documents.go). Helm's head parse is a full YAML-to-JSON conversion; on a chart whose templates emit large
+// CRDs the two are most of a render, and those files mostly render the same every time. The result is the
+// same: SortManifests handles the files one after another in path order, appending each file's documents, and
+// then stable-sorts everything by kind. Taking each file's share in file order and then stable-sorting the
+// concatenation by kind gives that same order.
 
 import (
 	"bytes"
@@ -48,7 +49,11 @@ func (r *renderer) sortFile(name, content string) *sortedFile {
 		return found
 	}
 	before := r.logs.Len()
-	hooks, generic, err := releaseutil.SortManifests(map[string]string{name: content}, nil, releaseutil.InstallOrder)
+	hooks, generic, ok := classifyFile(name, content)
+	var err error
+	if !ok { // a document that does not parse, or an unknown hook: helm's own error and log line
+		hooks, generic, err = releaseutil.SortManifests(map[string]string{name: content}, nil, releaseutil.InstallOrder)
+	}
 	entry := &sortedFile{hooks: hooks, generic: generic, log: r.logs.String()[before:], err: err, size: len(key)}
 	if r.sorted.bytes+entry.size > sortMemoLimit {
 		r.sorted.entries, r.sorted.bytes = map[string]*sortedFile{}, 0
