@@ -4,9 +4,11 @@ package main
 // expression. Helm splits a file with (?:^|\s*\n)---\s* (Go's \s: tab, newline, form feed, carriage return,
 // space), and that expression scans at about 20 MB/s: on a chart whose templates emit a 600 kB CRD that carries
 // the release name, the scan was a third of a render under a new release name. splitDocuments finds the same
-// matches with string search; documents_test.go holds it to helm's split on generated and hand-made files.
+// matches with string search, and headReader reads each document's head without parsing again the parts of a
+// large document it has seen before. documents_test.go holds both to helm's own code.
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 
@@ -96,11 +98,11 @@ func listedValues(annotation string) []string {
 // classifyFile is SortManifests' share of one file, in file order (not yet sorted by kind). ok is false where
 // this file needs helm's own code: a document that does not parse (helm's error names it) or a hook of an
 // unknown event (helm logs it, with its own source line). Those files go through SortManifests itself.
-func classifyFile(name, content string) (hooks []*release.Hook, generic []releaseutil.Manifest, ok bool) {
+func (h *headReader) classifyFile(name, content string) (hooks []*release.Hook, generic []releaseutil.Manifest, ok bool) {
 	hooks = []*release.Hook{}
 	for _, doc := range splitDocuments(content) {
-		var head releaseutil.SimpleHead
-		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
+		head, err := h.head(doc)
+		if err != nil {
 			return nil, nil, false
 		}
 		var annotations map[string]string
@@ -140,4 +142,135 @@ func classifyFile(name, content string) (hooks []*release.Hook, generic []releas
 		hooks = append(hooks, hook)
 	}
 	return hooks, generic, true
+}
+
+// partsFrom is the size from which a document's head is read one top-level key at a time (below it, a parse of
+// the whole text costs less than cutting it).
+const partsFrom = 8192
+
+// headReader reads SortManifests' head of a document: yaml.Unmarshal of its text into a SimpleHead. A large
+// document is cut before each top-level key (topLevelParts). The parts SimpleHead reads (apiVersion, kind,
+// metadata, in any letter case, as the JSON decoder matches them) are read each time; every other part only has
+// to be valid YAML that reads alone as one key, and that verdict is remembered by the part's text. A CRD whose
+// labels carry the release name then costs a parse of its metadata, not of its 600 kB spec. Anything the parts
+// cannot decide exactly (a part that does not read alone as one key, such as an alias to another part's anchor;
+// a key twice; an error) is left to the parse of the whole text, which gives helm's own verdict and message.
+type headReader struct {
+	others map[string]string // a non-head part's text -> its key ("" where it does not read alone as one key)
+	bytes  int
+}
+
+const headMemoLimit = 256 << 20
+
+func isHeadKey(key string) bool {
+	switch strings.ToLower(key) {
+	case "apiversion", "kind", "metadata":
+		return true
+	}
+	return false
+}
+
+func (h *headReader) head(doc string) (releaseutil.SimpleHead, error) {
+	if len(doc) >= partsFrom {
+		if head, ok := h.byParts(doc); ok {
+			return head, nil
+		}
+	}
+	var head releaseutil.SimpleHead
+	err := yaml.Unmarshal([]byte(doc), &head)
+	return head, err
+}
+
+func (h *headReader) byParts(doc string) (releaseutil.SimpleHead, bool) {
+	var head releaseutil.SimpleHead
+	parts := topLevelParts(doc)
+	if len(parts) < 2 {
+		return head, false
+	}
+	seen := map[string]bool{}
+	for _, part := range parts {
+		key, known := h.others[part]
+		if !known {
+			key = oneKey(part)
+			if !isHeadKey(key) {
+				h.remember(part, key)
+			}
+		}
+		if key == "" {
+			return head, false
+		}
+		if isHeadKey(key) { // read into the head as the whole parse reads it (a value converted for its field)
+			if err := yaml.Unmarshal([]byte(part), &head); err != nil {
+				return head, false
+			}
+		}
+		folded := strings.ToLower(key)
+		if seen[folded] {
+			return head, false // a key twice: which one counts is the whole parse's to say
+		}
+		seen[folded] = true
+	}
+	return head, true
+}
+
+func (h *headReader) remember(part, key string) {
+	if h.others == nil || h.bytes+len(part) > headMemoLimit {
+		h.others, h.bytes = map[string]string{}, 0
+	}
+	h.others[part] = key
+	h.bytes += len(part)
+}
+
+// oneKey is the key of part when it reads alone as a mapping of exactly one key (the key as the YAML-to-JSON
+// conversion names it), else "".
+func oneKey(part string) string {
+	converted, err := yaml.YAMLToJSON([]byte(part))
+	if err != nil {
+		return ""
+	}
+	var object map[string]json.RawMessage
+	if json.Unmarshal(converted, &object) != nil || len(object) != 1 {
+		return ""
+	}
+	for key := range object {
+		return key
+	}
+	return ""
+}
+
+// topLevelParts is doc cut before each line that starts a top-level key, each part with the comments, blank
+// lines, indented lines and column-0 sequence items ("- x": a top-level key's list) after it, and the comments
+// before the first key with the first part. nil when no line starts a key or a line at column 0 is anything else
+// (a directive, "...", a flow collection, a merge key, "? "): only a block mapping at the top is cut. Where a
+// column-0 line is really inside a multi-line quoted scalar or flow collection, the part before it does not read
+// alone as one key, and the whole text is parsed instead.
+func topLevelParts(doc string) []string {
+	var parts []string
+	start, preamble := 0, true
+	for position := 0; position < len(doc); {
+		end := strings.IndexByte(doc[position:], '\n')
+		if end < 0 {
+			end = len(doc)
+		} else {
+			end += position + 1
+		}
+		line := doc[position:end]
+		switch c := line[0]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '#' || strings.HasPrefix(line, "- ") || line == "-\n" || line == "-":
+			// inside the current part
+		case c == '_' || c == '"' || c == '\'' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9':
+			if !preamble {
+				parts = append(parts, doc[start:position])
+				start = position
+			}
+			preamble = false
+		default:
+			return nil
+		}
+		position = end
+	}
+	if preamble {
+		return nil
+	}
+	return append(parts, doc[start:])
 }

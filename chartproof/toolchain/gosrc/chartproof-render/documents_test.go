@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"math/rand"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
 	"helm.sh/helm/v3/pkg/releaseutil"
+	"sigs.k8s.io/yaml"
 )
 
 // helmDocuments is releaseutil.SplitManifests' result in its documents' order.
@@ -94,7 +97,8 @@ kind: Service
 metadata:
   name: svc
 `
-	hooks, generic, ok := classifyFile("c/templates/x.yaml", file)
+	var reader headReader
+	hooks, generic, ok := reader.classifyFile("c/templates/x.yaml", file)
 	if !ok {
 		t.Fatal("a file of known hooks that parses needs no fallback")
 	}
@@ -115,8 +119,68 @@ metadata:
 		t.Errorf("manifests: ours %+v, helm's %+v", generic, wantGeneric)
 	}
 	for _, needsHelm := range []string{"kind: [", "metadata:\n  annotations:\n    helm.sh/hook: pre-instal"} {
-		if _, _, ok := classifyFile("f.yaml", needsHelm); ok {
+		if _, _, ok := reader.classifyFile("f.yaml", needsHelm); ok {
 			t.Errorf("%q: expected the fallback to helm's own sort (its error or its log line)", needsHelm)
 		}
+	}
+}
+
+// TestHeadOfALargeDocumentIsTheWholeParse: a document read by parts gets the head (or the error) of
+// yaml.Unmarshal of its whole text, whatever its top-level keys, first reading and from the memo alike.
+func TestHeadOfALargeDocumentIsTheWholeParse(t *testing.T) {
+	var filler strings.Builder
+	for i := 0; filler.Len() < partsFrom; i++ {
+		fmt.Fprintf(&filler, "  field%d: {type: string, description: \"line %d\"}\n", i, i)
+	}
+	spec := "spec:\n" + filler.String()
+	heads := []string{
+		"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: {release: r1}\n",
+		"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: {release: r2}\n",
+		"# a comment first\napiVersion: v1\nKind: Upper\nmetadata:\n  name: b\n",
+		"kind: 5\napiVersion: 1.5\nmetadata:\n  name: 7\n  annotations:\n    helm.sh/hook: pre-install\n",
+		"kind: A\nkind: B\nmetadata: {name: twice}\n",
+		"kind: A\nKIND: B\n",
+		"metadata: null\nkind: X\n",
+		"metadata:\n  name: &n anchored\nkind: X\n",
+		"kind: [not, a, string]\n",
+		"metadata:\n  name: [1, 2]\n",
+		"kind: \"multi\nline: quoted\"\n",
+		"kind: X\nmetadata: 5\n",
+		"apiVersion: v1\nkind: List\nitems:\n- a\n- b\n",
+		"...\nkind: X\n",
+		"- kind: X\n",
+		"? kind\n: X\n",
+		"kind: X\n<<: {a: 1}\n",
+		"apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  annotations: {a: b}\n",
+	}
+	bodies := []string{
+		spec,
+		spec + "status: {}\n",
+		spec + "extra: *n\n",
+		spec + "broken: [unclosed\n",
+		spec + "other: \"multi\nline: x\"\n",
+		"other:\n- 1\n- 2\n" + spec,
+		spec + "spec: again\n",
+		spec + "\t tab: x\n",
+		spec + "tail: [a,\nb]\n",
+	}
+	var reader headReader
+	for round := 0; round < 2; round++ { // the second round reads the bodies from the memo
+		for _, head := range heads {
+			for _, body := range bodies {
+				for _, doc := range []string{head + body, body + head} {
+					var want releaseutil.SimpleHead
+					wantErr := yaml.Unmarshal([]byte(doc), &want)
+					got, err := reader.head(doc)
+					if (err != nil) != (wantErr != nil) || (err == nil && !reflect.DeepEqual(got, want)) {
+						t.Errorf("document %q...%q: ours %+v (%v), the whole parse %+v (%v)",
+							doc[:60], doc[len(doc)-60:], got, err, want, wantErr)
+					}
+				}
+			}
+		}
+	}
+	if len(reader.others) == 0 {
+		t.Error("no part was remembered: the documents were never read by parts")
 	}
 }

@@ -49,7 +49,7 @@ func (r *renderer) sortFile(name, content string) *sortedFile {
 		return found
 	}
 	before := r.logs.Len()
-	hooks, generic, ok := classifyFile(name, content)
+	hooks, generic, ok := r.heads.classifyFile(name, content)
 	var err error
 	if !ok { // a document that does not parse, or an unknown hook: helm's own error and log line
 		hooks, generic, err = releaseutil.SortManifests(map[string]string{name: content}, nil, releaseutil.InstallOrder)

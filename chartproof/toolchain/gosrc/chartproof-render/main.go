@@ -84,6 +84,7 @@ type renderer struct {
 	charts   map[string]*loadedChart
 	logs     bytes.Buffer
 	sorted   sortMemo
+	heads    headReader
 	schemas  schemaMemo
 }
 
