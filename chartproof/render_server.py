@@ -28,7 +28,7 @@ from chartproof.errors import ChartproofError, UsageError
 
 TOOL = "chartproof-render"
 CHOICE_ENV = "CHARTPROOF_RENDERER"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # a line of JSON, then the manifest's text
 
 # `helm template` flags the renderer handles: flag -> (request field, kind). Any other flag goes to helm itself.
 _LISTS = {"-f": "values", "--values": "values", "--set": "set", "--set-string": "set_string",
@@ -169,7 +169,7 @@ def file_digest(path: str | Path) -> str:
 
 
 class RenderCache:
-    """Answers on disk, one JSON file per key, written atomically (a reader sees a whole answer or none).
+    """Answers on disk, one file per key, written atomically (a reader sees a whole answer or none).
     They can hold secrets (rendered Secrets, helm's messages), so the folder is private to the user."""
 
     def __init__(self, directory: Path):
@@ -191,11 +191,12 @@ class RenderCache:
         return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
     def path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.json"
+        return self.directory / key[:2] / f"{key}.render"
 
     def get(self, key: str, request: dict) -> Rendered | None:
         try:
-            entry = json.loads(self.path(key).read_text())
+            header, _, stdout = self.path(key).read_bytes().decode("utf-8", "surrogatepass").partition("\n")
+            entry = json.loads(header)
         except (OSError, ValueError):
             return None
         if entry.get("format") != CACHE_FORMAT:
@@ -207,18 +208,20 @@ class RenderCache:
                             strict=True):
             if old != new:
                 stderr = stderr.replace(old, new)
-        return Rendered(entry["stdout"], stderr, entry["exit"], "cache")
+        return Rendered(stdout, stderr, entry["exit"], "cache")
 
     def put(self, key: str, request: dict, rendered: Rendered) -> None:
+        """One line of JSON (everything but the manifest), then the manifest as helm printed it: a 750 kB render
+        costs a write, not a JSON encoding of its text."""
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.directory, 0o700)
-        entry = {"format": CACHE_FORMAT, "stdout": rendered.stdout, "stderr": rendered.stderr, "exit": rendered.exit,
-                 "chart": request["chart"], "values": list(request.get("values", ()))}
+        header = {"format": CACHE_FORMAT, "stderr": rendered.stderr, "exit": rendered.exit,
+                  "chart": request["chart"], "values": list(request.get("values", ()))}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # mkstemp: mode 0600
         try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(entry, fh)
+            with os.fdopen(fd, "wb") as fh:  # bytes: a "\r" in the manifest comes back as it was
+                fh.write((json.dumps(header) + "\n" + rendered.stdout).encode("utf-8", "surrogatepass"))
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

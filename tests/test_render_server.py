@@ -415,9 +415,21 @@ def test_a_second_process_gets_the_render_from_the_cache(tmp_path, renderer_bina
     assert second["stats"]["cache_hits"] == 1 and second["stats"]["renders"] == 0 and second["stats"]["started"] == 0, \
         f"the second process was expected to answer from the cache without starting a renderer: {second['stats']}"
     assert second["text"] == first["text"]
-    entries = list(cache.rglob("*.json"))
+    entries = list(cache.rglob("*.render"))
     assert len(entries) == 1 and oct(entries[0].stat().st_mode & 0o777) == "0o600", \
         f"expected one private cache entry, found {[(p, oct(p.stat().st_mode)) for p in entries]}"
+
+
+def test_a_cached_answer_comes_back_exactly_as_rendered(tmp_path):
+    cache = render_server.RenderCache(tmp_path / "cache")
+    key = "ab" + "0" * 62
+    text = '---\n# Source: c/templates/x.yaml\ndata: "\u00e9\r\n"\r\nline: "\u2028"\rend\n'
+    cache.put(key, {"chart": "/a/chart", "values": ["/a/v.yaml"]},
+              render_server.Rendered(text, "Error: in /a/v.yaml\n", 1, "renderer"))
+    back = cache.get(key, {"chart": "/b/chart", "values": ["/b/v.yaml"]})
+    assert back == render_server.Rendered(text, "Error: in /b/v.yaml\n", 1, "cache"), \
+        f"expected the manifest byte for byte and helm's message naming this request's paths, found {back}"
+    assert cache.get("cd" + "0" * 62, {"chart": "/a/chart"}) is None, "a key never stored is a miss"
 
 
 def test_an_edited_chart_copy_is_rendered_anew(tmp_path, client, renderer_binary):
