@@ -76,7 +76,7 @@ class _ParsedDocuments:
         self.misses += 1
         docs = self._by_parts(chunk) if len(chunk) >= PARTS_FROM else None
         if docs is None:
-            docs = [prune(doc) for doc in yaml.load_all(chunk, Loader=_Loader)]
+            docs = parse_documents(chunk)
         if packed is False:
             try:
                 entry: bytes | None = marshal.dumps(docs)
@@ -232,6 +232,72 @@ def _source_of(lines: Iterable[str]) -> str:
         if line.strip() and not line.lstrip().startswith("#"):
             break
     return ""
+
+
+_STR, _SEQ, _MAP, _MERGE = (f"tag:yaml.org,2002:{name}" for name in ("str", "seq", "map", "merge"))
+_PLAIN_SCALARS = {f"tag:yaml.org,2002:{name}": _Loader.yaml_constructors[f"tag:yaml.org,2002:{name}"]
+                  for name in ("null", "bool", "int", "float")}
+
+
+class _Unusual(Exception):
+    """A node the fast construction leaves to PyYAML's own: an alias, a merge key, an unhashable key, a tag
+    other than str, null, bool, int, float, seq and map (a timestamp, binary, a set, a custom tag)."""
+
+
+def _constructed(node: yaml.Node, loader: Any, seen: set[int]) -> Any:
+    """``prune(loader.construct_object(node, deep=True))`` for the plain YAML manifests are made of, built in
+    one pass: PyYAML's constructor spends most of a parse in bookkeeping this kind of node does not need."""
+    kind = type(node)
+    if kind is yaml.ScalarNode:
+        if node.tag == _STR:
+            return node.value
+        construct = _PLAIN_SCALARS.get(node.tag)
+        if construct is None:
+            raise _Unusual
+        return construct(loader, node)
+    if id(node) in seen:
+        raise _Unusual  # an alias: PyYAML gives both places one object
+    seen.add(id(node))
+    if kind is yaml.SequenceNode and node.tag == _SEQ:
+        return [_constructed(child, loader, seen) for child in node.value]
+    if kind is yaml.MappingNode and node.tag == _MAP:
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                raise _Unusual
+            key = _constructed(key_node, loader, seen)
+            value = _constructed(value_node, loader, seen)
+            try:
+                if value is None:
+                    out.pop(key, None)  # pruned, and a later duplicate's null wins as PyYAML's last value does
+                else:
+                    out[key] = value
+            except TypeError:  # an unhashable key: PyYAML's error
+                raise _Unusual from None
+        return out
+    raise _Unusual
+
+
+def parse_documents(chunk: str) -> list[Any]:
+    """The documents of ``chunk`` as PyYAML's safe loader constructs them, nulls pruned (``prune``); raises
+    yaml.YAMLError as PyYAML does. A document with anything but plain nodes is constructed by PyYAML itself."""
+    loader = _Loader(chunk)
+    try:
+        docs = []
+        while loader.check_node():
+            node = loader.get_node()
+            try:
+                try:
+                    docs.append(_constructed(node, loader, set()))
+                except _Unusual:
+                    docs.append(prune(loader.construct_document(node)))
+            except RecursionError:  # an alias inside its own anchor (helm refuses it too), or absurd depth
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a value that contains itself (an alias inside its own anchor) or nests "
+                    "deeper than Python can follow", node.start_mark) from None
+        return docs
+    finally:
+        loader.dispose()
 
 
 def prune(node: Any) -> Any:

@@ -215,3 +215,52 @@ def test_env_map_keeps_literal_and_reference_values():
     c = {"env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
                  {"name": "C"}]}
     assert env_map(c) == {"A": "1", "B": {"secretKeyRef": {"name": "s", "key": "k"}}, "C": ""}
+
+
+PLAIN_AND_UNUSUAL = [  # what the fast construction builds itself, and what it leaves to PyYAML's constructor
+    "kind: ConfigMap\nmetadata: {name: a, labels: {x: '1', y: \"2\"}}\ndata: {k: v, empty: '', n: null, t: ~}\n",
+    "ints: [0o17, 0x1F, 1_000, 010, 1:30, -0, +12, 12345678901234567890]\nfloats: [1.5, 1e3, 6.02e+23, .inf, -.Inf, .nan]\n",
+    "bools: [yes, No, on, OFF, true, False, y, n]\nkeys: {1: a, 2.5: b, true: c, null: d, ~: e}\n",
+    "a: 1\na: null\nb: null\nb: 2\nc: {x: null, y: [null, {z: null}]}\n",
+    "stamps: [2024-01-02, 2024-01-02T03:04:05Z, '2024-01-02']\n",
+    "bin: !!binary aGVsbG8=\nset: !!set {a, b}\nomap: !!omap [{a: 1}, {b: 2}]\npairs: !!pairs [{a: 1}]\n",
+    "base: &b {x: 1, y: null}\nmerged:\n  <<: *b\n  z: 2\nalias: *b\nscalar: &s text\nagain: *s\n",
+    "str: !!str 12\nint: !!int '7'\nfloat: !!float '1'\nnull: !!null ''\nmap: !!map {a: 1}\nseq: !!seq [1]\n",
+    "? [complex, key]\n: value\n",
+    "? {a: 1}\n: value\n",
+    "tagged: !custom value\n",
+    "eq: =\n",
+    "", "# only a comment\n", "--- \n", "---\n...\n---\na: 1\n", "- a\n- [b, {c: null}]\n", "plain scalar\n", "'quoted'\n",
+    "a: [unclosed\n", "a: b: c\n", "\ta: tab\n", "a: *undefined\n",
+]
+
+
+@pytest.mark.parametrize("text", PLAIN_AND_UNUSUAL + [t for _, t, _ in CORPUS] + [t for _, t in LARGE] + [big_crd(40)])
+def test_fast_construction_is_pyyamls(text):
+    try:
+        expected: object = repr([prune(d) for d in yaml.load_all(text, Loader=manifest_module._Loader)])
+    except yaml.YAMLError as exc:
+        expected = f"error: {exc}"
+    try:
+        found: object = repr(manifest_module.parse_documents(text))
+    except yaml.YAMLError as exc:
+        found = f"error: {exc}"
+    assert found == expected, f"{text[:200]!r}: expected PyYAML's {expected[:300]}, found {found[:300]}"
+
+
+def test_fast_construction_leaves_only_unusual_nodes_to_pyyaml(monkeypatch):
+    calls = []
+    original = manifest_module._Loader.construct_document
+    monkeypatch.setattr(manifest_module._Loader, "construct_document",
+                        lambda self, node: calls.append(node) or original(self, node))
+    manifest_module.parse_documents(PLAIN_AND_UNUSUAL[0] + "---\n" + PLAIN_AND_UNUSUAL[1] + "---\n" + big_crd(40))
+    assert calls == [], "plain documents are built without PyYAML's constructor"
+    manifest_module.parse_documents(PLAIN_AND_UNUSUAL[6])
+    assert len(calls) == 1, "a document with a merge key and aliases is PyYAML's to build"
+
+
+def test_a_value_that_contains_itself_is_a_yaml_error_not_a_crash():
+    with pytest.raises(ManifestError, match="contains itself"):
+        Manifest("# Source: c/templates/loop.yaml\nkind: A\nmetadata: {name: x}\nspec: &a [*a]\n")
+    with pytest.raises(ManifestError, match="nests deeper"):
+        Manifest("kind: A\nspec: " + "[" * 3000 + "]" * 3000 + "\n")
