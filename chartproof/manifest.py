@@ -278,6 +278,14 @@ def _constructed(node: yaml.Node, loader: Any, seen: set[int]) -> Any:
     raise _Unusual
 
 
+def _document(node: yaml.Node, loader: Any) -> Any:
+    """One document's value, nulls pruned: built in one pass, or by PyYAML where it is not plain."""
+    try:
+        return _constructed(node, loader, set())
+    except _Unusual:
+        return prune(loader.construct_document(node))
+
+
 def parse_documents(chunk: str) -> list[Any]:
     """The documents of ``chunk`` as PyYAML's safe loader constructs them, nulls pruned (``prune``); raises
     yaml.YAMLError as PyYAML does. A document with anything but plain nodes is constructed by PyYAML itself."""
@@ -287,10 +295,7 @@ def parse_documents(chunk: str) -> list[Any]:
         while loader.check_node():
             node = loader.get_node()
             try:
-                try:
-                    docs.append(_constructed(node, loader, set()))
-                except _Unusual:
-                    docs.append(prune(loader.construct_document(node)))
+                docs.append(_document(node, loader))
             except RecursionError:  # an alias inside its own anchor (helm refuses it too), or absurd depth
                 raise yaml.constructor.ConstructorError(
                     None, None, "a value that contains itself (an alias inside its own anchor) or nests "

@@ -22,6 +22,14 @@ func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'
 }
 
+// spaceEnd is where the run of \s characters that starts at from ends.
+func spaceEnd(text string, from int) int {
+	for from < len(text) && isSpace(text[from]) {
+		from++
+	}
+	return from
+}
+
 // separators returns the [start, end) of each match of helm's separator in text, left to right, as the
 // expression's FindAllStringIndex would. A match is either "---" at the very start of the text, or a run of
 // whitespace that ends in a newline directly followed by "---" (the run may be empty: just the newline); both
@@ -30,10 +38,7 @@ func separators(text string) [][2]int {
 	var found [][2]int
 	from := 0
 	if strings.HasPrefix(text, "---") {
-		end := 3
-		for end < len(text) && isSpace(text[end]) {
-			end++
-		}
+		end := spaceEnd(text, 3)
 		found = append(found, [2]int{0, end})
 		from = end
 	}
@@ -47,10 +52,7 @@ func separators(text string) [][2]int {
 		for start > from && isSpace(text[start-1]) {
 			start-- // the whitespace before the newline is part of the match, back to where the search began
 		}
-		end := newline + 4
-		for end < len(text) && isSpace(text[end]) {
-			end++
-		}
+		end := spaceEnd(text, newline+4)
 		found = append(found, [2]int{start, end})
 		from = end
 	}
@@ -78,19 +80,32 @@ func splitDocuments(file string) []string {
 }
 
 // hookEvents are the values of helm.sh/hook that SortManifests knows (test-success: helm 2's name for test).
-var hookEvents = map[string]release.HookEvent{
-	"pre-install": release.HookPreInstall, "post-install": release.HookPostInstall,
-	"pre-delete": release.HookPreDelete, "post-delete": release.HookPostDelete,
-	"pre-upgrade": release.HookPreUpgrade, "post-upgrade": release.HookPostUpgrade,
-	"pre-rollback": release.HookPreRollback, "post-rollback": release.HookPostRollback,
-	"test": release.HookTest, "test-success": release.HookTest,
-}
+var hookEvents = func() map[string]release.HookEvent {
+	known := map[string]release.HookEvent{"test-success": release.HookTest}
+	for _, event := range []release.HookEvent{release.HookPreInstall, release.HookPostInstall, release.HookPreDelete,
+		release.HookPostDelete, release.HookPreUpgrade, release.HookPostUpgrade, release.HookPreRollback,
+		release.HookPostRollback, release.HookTest} {
+		known[event.String()] = event
+	}
+	return known
+}()
 
 // listedValues is an annotation's comma-separated values, each trimmed and lower-cased.
 func listedValues(annotation string) []string {
 	var out []string
 	for _, value := range strings.Split(annotation, ",") {
 		out = append(out, strings.ToLower(strings.TrimSpace(value)))
+	}
+	return out
+}
+
+// listed is the values of annotation name as T: none (an empty list, as helm starts a hook's) when it is unset.
+func listed[T ~string](annotations map[string]string, name string) []T {
+	out := []T{}
+	if value, set := annotations[name]; set {
+		for _, item := range listedValues(value) {
+			out = append(out, T(item))
+		}
 	}
 	return out
 }
@@ -115,9 +130,9 @@ func (h *headReader) classifyFile(name, content string) (hooks []*release.Hook, 
 			continue
 		}
 		hook := &release.Hook{
-			Name: head.Metadata.Name, Kind: head.Kind, Path: name, Manifest: doc,
-			Events: []release.HookEvent{}, DeletePolicies: []release.HookDeletePolicy{},
-			OutputLogPolicies: []release.HookOutputLogPolicy{},
+			Name: head.Metadata.Name, Kind: head.Kind, Path: name, Manifest: doc, Events: []release.HookEvent{},
+			DeletePolicies:    listed[release.HookDeletePolicy](annotations, release.HookDeleteAnnotation),
+			OutputLogPolicies: listed[release.HookOutputLogPolicy](annotations, release.HookOutputLogAnnotation),
 		}
 		if weight, err := strconv.Atoi(annotations[release.HookWeightAnnotation]); err == nil {
 			hook.Weight = weight // helm's weight: the annotation's integer, or 0
@@ -128,16 +143,6 @@ func (h *headReader) classifyFile(name, content string) (hooks []*release.Hook, 
 				return nil, nil, false
 			}
 			hook.Events = append(hook.Events, known)
-		}
-		if policies, set := annotations[release.HookDeleteAnnotation]; set {
-			for _, policy := range listedValues(policies) {
-				hook.DeletePolicies = append(hook.DeletePolicies, release.HookDeletePolicy(policy))
-			}
-		}
-		if policies, set := annotations[release.HookOutputLogAnnotation]; set {
-			for _, policy := range listedValues(policies) {
-				hook.OutputLogPolicies = append(hook.OutputLogPolicies, release.HookOutputLogPolicy(policy))
-			}
 		}
 		hooks = append(hooks, hook)
 	}
