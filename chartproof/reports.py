@@ -51,8 +51,8 @@ class ReportWriter:
         elif report.failed:
             entry["reason"] = self.redactor(str(getattr(report, "longreprtext", "") or report.longrepr))[-3000:]
             crash = getattr(report.longrepr, "reprcrash", None)
-            message = getattr(crash, "message", None) or entry["reason"].strip().splitlines()[-1:]
-            entry["message"] = self.redactor(message if isinstance(message, str) else "".join(message))[:4000]
+            message = getattr(crash, "message", None) or raised_line(entry["reason"])
+            entry["message"] = self.redactor(message)[:4000]
             promise = [content for title, content in report.sections if title == "chartproof promise"]
             if promise:
                 entry["promise"] = self.redactor(promise[0])
@@ -198,8 +198,7 @@ class ReportWriter:
                 lines += ["| " + " | ".join(str(n.get(k, "")) for k in keys) + " |" for n in nodes]
         lines += ["", "## Results", "", "| outcome | contract | test | note |", "|---|---|---|---|"]
         for r in sorted(p["results"], key=lambda r: (r["outcome"] != "failed", r["test"])):
-            note = (r.get("reason") or "").strip().splitlines()
-            lines.append(f"| {r['outcome']} | {r['contract']} | `{r['test']}` | {note[-1][:160].replace('|', '/') if note else ''} |")
+            lines.append(f"| {r['outcome']} | {r['contract']} | `{r['test']}` | {result_note(r)[:160].replace('|', '/')} |")
         verdict_counts: dict[str, int] = {}
         extension_counts: dict[str, int] = {}
         for v in p["contracts"].values():
@@ -217,6 +216,21 @@ class ReportWriter:
         if p["notes"]:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in p["notes"]]
         return "\n".join(lines) + "\n"
+
+
+def raised_line(traceback: str) -> str:
+    """What a pytest traceback says was raised: its first ``E`` line (``E   RenderError: ...``), else its last
+    line (the crash location, where no ``E`` line was kept)."""
+    lines = [line.strip() for line in traceback.strip().splitlines() if line.strip()]
+    raised = [line[1:].strip() for line in lines if line.startswith("E ")]
+    return raised[0] if raised else (lines[-1] if lines else "")
+
+
+def result_note(entry: dict) -> str:
+    """One line saying why a result is what it is: the first line of its message (the exception or the skip
+    reason), else what its traceback says was raised; "" for a pass."""
+    message = [line.strip() for line in str(entry.get("message") or "").splitlines() if line.strip()]
+    return message[0] if message else raised_line(str(entry.get("reason") or ""))
 
 
 def field_markdown(field: dict) -> list[str]:

@@ -13,7 +13,7 @@ from _pytest.reports import TestReport
 from chartproof.contracts import catalog
 from chartproof.redaction import MASK, Redactor
 from chartproof.report_html import render_html
-from chartproof.reports import ReportWriter, gpu_inventory
+from chartproof.reports import ReportWriter, gpu_inventory, result_note
 from tests.conftest import run_pytest
 
 SECRET = "Zq8-report-secret-41c9e7"
@@ -80,7 +80,7 @@ def test_summary_shape_and_verdicts(tmp_path):
     tests = {t["nodeid"]: t for t in summary["tests"]}
     assert len(summary["tests"]) == 8, "one entry per test, its phases merged"
     assert tests["t.py::e"]["outcome"] == "error" and tests["t.py::e"]["duration_s"] == 1.0
-    assert tests["t.py::b"]["message"] == "E   AssertionError: expected x, found y"
+    assert tests["t.py::b"]["message"] == "AssertionError: expected x, found y"  # what was raised, without pytest's E
     assert tests["t.py::d"]["message"] == "Skipped: not here"
     for test in summary["tests"]:
         assert {"nodeid", "outcome", "contracts", "duration_s", "message"} <= set(test)
@@ -90,6 +90,16 @@ def test_summary_shape_and_verdicts(tmp_path):
     assert {"test", "contracts", "outcome"} <= set(results["results"][0]) and results["counts"]["passed"] == 4
     assert (tmp_path / "reports" / "latest").resolve() == out.resolve()
     assert "report.html" in (out / "report.md").read_text()
+
+
+def test_a_results_note_is_the_exception_not_the_line_it_was_raised_on(tmp_path):
+    traceback = ("    def test_x():\n>       install()\nE       chartproof.errors.RenderError: helm install failed: "
+                 "no matches for kind \"ScaledObject\"\n\nsuites/adaptive/test_x.py:12: RenderError")
+    crashed = TestReport("t.py::x", ("t.py", 1, "x"), {}, "failed", traceback, "call")
+    entry = writer_with(tmp_path, [crashed]).results[0]
+    assert result_note(entry) == "chartproof.errors.RenderError: helm install failed: no matches for kind \"ScaledObject\""
+    assert result_note({"reason": "a\nsuites/x.py:3: KeyError"}) == "suites/x.py:3: KeyError"  # no E line: the last
+    assert result_note({"outcome": "passed"}) == ""
 
 
 def test_gpu_inventory_groups_by_instance_type():

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chartproof.reports import result_note
 from tests.selfcheck.charttree import REPO
 from tests.selfcheck.contract_names import id_from_test_name
 
@@ -62,8 +63,8 @@ class InnerRun:
     def summary(self, entries: list[dict], limit: int = 8) -> list[str]:
         lines = []
         for r in entries[:limit]:
-            reason = (r.get("reason") or "").strip().splitlines()
-            lines.append(f"{r.get('outcome')}: {r.get('test')}" + (f" -- {reason[-1][:200]}" if reason else ""))
+            note = result_note(r)
+            lines.append(f"{r.get('outcome')}: {r.get('test')}" + (f" -- {note[:200]}" if note else ""))
         if len(entries) > limit:
             lines.append(f"... and {len(entries) - limit} more")
         return lines
