@@ -137,11 +137,11 @@ class InstallBench:
         namespace, made = self._namespace(chart)
         try:
             started = time.monotonic()
-            result = self.helm.install(chart, release, namespace, [values], timeout=TIMEOUT)
+            result = self.helm.install(chart, release, namespace, [values], timeout=TIMEOUT, record=True)
             if not result.ok:
                 raise RenderError(f"{chart} {values.name}: helm install failed: {result.error}")
             installed = time.monotonic()
-            rel = Release(self.helm, self.cluster, chart, release, namespace)
+            rel = Release(self.helm, self.cluster, chart, release, namespace, record=result.release)
             rel.wait_ready(TIMEOUT)
             ready = time.monotonic()
             left = rel.uninstall(timeout=TIMEOUT, check=False)

@@ -24,6 +24,8 @@ from chartproof.redaction import REDACTOR, Redactor
 from chartproof.render_server import tree_stamp
 
 _SET_KEY = re.compile(r"^[A-Za-z0-9_.\[\]\\/-]+$")
+RELEASE_CHANGING = ("install", "upgrade", "rollback", "uninstall", "delete", "del", "un")  # with helm's aliases
+_RECORD = ("--output", "json")
 
 
 @dataclass
@@ -52,6 +54,33 @@ class HelmResult:
     @property
     def output(self) -> str:
         return self.stdout + self.stderr
+
+    @property
+    def release(self) -> ReleaseRecord | None:
+        """The release an ``install``/``upgrade`` with ``--output json`` printed (None otherwise)."""
+        if not self.ok or "--output" not in self.args:
+            return None
+        try:
+            doc = json.loads(self.stdout)
+        except ValueError:
+            return None
+        return ReleaseRecord.of(doc) if isinstance(doc, dict) and "manifest" in doc else None
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """What helm stored for one revision of a release: the text ``helm get manifest`` and ``helm get hooks``
+    print for it, read from the release that ``helm install``/``helm upgrade --output json`` printed."""
+
+    revision: int
+    manifest: str
+    hooks: str
+
+    @classmethod
+    def of(cls, doc: dict) -> ReleaseRecord:
+        # helm get hooks prints each hook as "---\n# Source: PATH\nMANIFEST\n" (cmd/helm/get_hooks.go).
+        hooks = "".join(f"---\n# Source: {h.get('path', '')}\n{h.get('manifest', '')}\n" for h in doc.get("hooks") or [])
+        return cls(int(doc.get("version") or 0), str(doc.get("manifest") or ""), hooks)
 
 
 def set_args(values: dict[str, Any] | None) -> list[str]:
@@ -124,6 +153,10 @@ class Helm:
         # ct install passes them; after Chartproof's own flags, so that a ct.yaml `--timeout` wins (chart_testing).
         self.extra_args: tuple[str, ...] = ()
         self.extra_set_args: tuple[str, ...] = ()
+        # How many commands that change a release (install, upgrade, rollback, uninstall) this driver ran, per
+        # (namespace, release), and in all: a ReleaseRecord read at one count is the release's until the next.
+        self._changes: dict[tuple[str, str], int] = {}
+        self._unattributed_changes = 0
 
     # -- plumbing --------------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -135,7 +168,25 @@ class Helm:
         env.setdefault("HELM_DATA_HOME", str(home / "data"))
         return env
 
+    def changes(self, release: str, namespace: str) -> tuple[int, int]:
+        """A stamp of the commands this driver ran that may have changed ``release``: equal stamps, same release."""
+        return self._changes.get((namespace, release), 0), self._unattributed_changes
+
+    def _count_change(self, args: tuple[str, ...]) -> None:
+        if not args or args[0] not in RELEASE_CHANGING:
+            return
+        name = args[1] if len(args) > 1 and not args[1].startswith("-") else None
+        namespace = next((v.split("=", 1)[1] for v in args if v.startswith("--namespace=")), None)
+        for flag in ("--namespace", "-n"):
+            if flag in args[:-1]:
+                namespace = args[args.index(flag) + 1]
+        if name is None or namespace is None:  # a release this cannot name (--generate-name, the default namespace)
+            self._unattributed_changes += 1
+        else:
+            self._changes[(namespace, name)] = self._changes.get((namespace, name), 0) + 1
+
     def run(self, *args: str, check: bool = False, timeout: float = 600) -> HelmResult:
+        self._count_change(args)
         cmd = [str(self.binary), *args]
         if self.kubeconfig and args and args[0] not in ("template", "lint", "package", "dependency", "show", "pull", "version"):
             cmd += ["--kubeconfig", str(self.kubeconfig)]
@@ -302,20 +353,26 @@ class Helm:
         return self.run(*cmd, *args)
 
     def install(self, chart: str | Path, release: str, namespace: str, values: Any = (), set: dict[str, Any] | None = None,
-                *, create_namespace: bool = False, timeout: float = 300, args: tuple[str, ...] | list[str] = ()) -> HelmResult:
+                *, create_namespace: bool = False, timeout: float = 300, args: tuple[str, ...] | list[str] = (),
+                record: bool = False) -> HelmResult:
+        """``helm install``; with ``record``, it prints the release as JSON, and the result's ``release`` is
+        its manifest and hooks (no ``helm get`` needed)."""
         cmd = ["install", release, str(self.chart_dir(chart)), "--namespace", namespace, *self.values_args(values, set),
                "--timeout", f"{int(timeout)}s"]
         if create_namespace:
             cmd.append("--create-namespace")
-        return self.run(*cmd, *self.extra_args, *self.extra_set_args, *args, timeout=self._budget(timeout))
+        return self.run(*cmd, *self.extra_args, *self.extra_set_args, *args, *(_RECORD if record else ()),
+                        timeout=self._budget(timeout))
 
     def upgrade(self, chart: str | Path, release: str, namespace: str, values: Any = (), set: dict[str, Any] | None = None,
-                *, reuse_values: bool = False, timeout: float = 300, args: tuple[str, ...] | list[str] = ()) -> HelmResult:
+                *, reuse_values: bool = False, timeout: float = 300, args: tuple[str, ...] | list[str] = (),
+                record: bool = False) -> HelmResult:
         cmd = ["upgrade", release, str(self.chart_dir(chart)), "--namespace", namespace, *self.values_args(values, set),
                "--timeout", f"{int(timeout)}s"]
         if reuse_values:
             cmd.append("--reuse-values")
-        return self.run(*cmd, *self.extra_args, *self.extra_set_args, *args, timeout=self._budget(timeout))
+        return self.run(*cmd, *self.extra_args, *self.extra_set_args, *args, *(_RECORD if record else ()),
+                        timeout=self._budget(timeout))
 
     def uninstall(self, release: str, namespace: str, *, wait: bool = True, timeout: float = 300) -> HelmResult:
         cmd = ["uninstall", release, "--namespace", namespace, "--timeout", f"{int(timeout)}s"]

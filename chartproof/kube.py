@@ -155,6 +155,15 @@ class Kubectl:
                 if progress and (done % 100 == 0 or done == len(objects)):
                     progress(done)
 
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
+        """Ask for ``kind/name`` to go, without waiting for it and without minding that it is gone already
+        (``kubectl delete --wait=false --ignore-not-found``); through the API client when there is one."""
+        api = self.api
+        if api is not None and not any(c in kind for c in ",/"):
+            api.delete(kind, name, namespace)
+            return
+        self("delete", kind, name, *(["-n", namespace] if namespace else []), "--wait=false", "--ignore-not-found")
+
     def server_version(self, timeout: float = 15) -> str:
         try:
             out = self("version", "-o", "json", f"--request-timeout={int(timeout)}s", timeout=timeout + 5)
@@ -445,6 +454,18 @@ class ApiReader:
             self.request(resource.path(namespace), method="POST", body=obj, args=["create", "-f", "-"])
         except KubectlError as exc:
             if "(AlreadyExists)" not in exc.stderr:
+                raise
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
+        """DELETE one object (background propagation, as kubectl's default); one already gone counts as deleted."""
+        resource = self.resolve(kind)
+        args = ["delete", kind, name, *(["-n", namespace] if namespace else [])]
+        try:
+            self.request(resource.path(namespace, name), method="DELETE",
+                         body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+                         args=args)
+        except KubectlError as exc:
+            if "(NotFound)" not in exc.stderr:
                 raise
 
     def watch(self, resource: ApiResource, namespace: str | None, resource_version: str,

@@ -24,7 +24,7 @@ from chartproof.capabilities import capabilities, parse_needs, unmet
 from chartproof.clusters.pool import auto_workers, pool_size
 from chartproof.errors import ChartproofError, ProviderUnavailableError, RenderError, UsageError
 from chartproof.helm import Helm, load_values_file
-from chartproof.kube import MANAGED_BY
+from chartproof.kube import MANAGED_BY, KubectlError
 from chartproof.manifest import Manifest
 from chartproof.redaction import REDACTOR
 from chartproof.releases import Release
@@ -548,15 +548,18 @@ def namespace(request: pytest.FixtureRequest, cluster, helm: Helm, chartproof_ru
     """A fresh namespace for this test, labelled as ours; diagnostics are collected if the test failed."""
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"cp-{base}-{secrets.token_hex(2)}"
-    cluster.apply({"apiVersion": "v1", "kind": "Namespace",
-                   "metadata": {"name": name, "labels": {**MANAGED_BY, RUN_LABEL: chartproof_run.run_id}}})
+    cluster.kubectl.create([{"apiVersion": "v1", "kind": "Namespace",
+                             "metadata": {"name": name, "labels": {**MANAGED_BY, RUN_LABEL: chartproof_run.run_id}}}])
     chartproof_run.note("namespace", namespace=name, cluster=cluster.name)
     yield name
     where = _diagnostics_dir(chartproof_run, request, name)
     if _failed(request) and not (where / "describe.txt").exists():  # install_chart collected them before uninstalling
         summary = diagnostics.collect(cluster.kubectl, name, where, helm=helm)
         request.node.add_report_section("teardown", "chartproof diagnostics", _on_cluster(cluster, summary))
-    cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+    try:
+        cluster.kubectl.delete("namespace", name)
+    except KubectlError:
+        pass  # the run's end removes every namespace labelled with its id (Run._clean_leftovers)
 
 
 @pytest.fixture
@@ -573,14 +576,14 @@ def install_chart(request: pytest.FixtureRequest, cluster, chartproof_run: Run, 
                         "(Chartproof otherwise changes only the namespaces it creates and labels)")
         name = release or Path(str(chart)).name.replace("hyperpod", "dependencies")
         chartproof_run.note("installing", release=name, namespace=ns, cluster=cluster.name)
-        result = helm.install(chart, name, ns, values, set, timeout=timeout, args=args)
+        result = helm.install(chart, name, ns, values, set, timeout=timeout, args=args, record=True)
         if not result.ok:
             # A failed install can still leave a release record: make sure nothing stays behind.
             if any(r.get("name") == name for r in helm.releases(ns)):
                 Release(helm, cluster, chart, name, ns, run=chartproof_run).uninstall(check=False)
             raise RenderError(result.error)
         chartproof_run.note("installed", release=name, namespace=ns, cluster=cluster.name)
-        rel = Release(helm, cluster, chart, name, ns, run=chartproof_run)
+        rel = Release(helm, cluster, chart, name, ns, run=chartproof_run, record=result.release)
         releases.append(rel)
         if wait:
             rel.wait_ready(timeout)

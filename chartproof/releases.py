@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from chartproof.errors import RenderError, WaitTimeout
+from chartproof.helm import ReleaseRecord
 from chartproof.kube import KubectlError, wait_for
 from chartproof.manifest import Manifest, ref
 
@@ -26,7 +27,7 @@ _KEEP = "helm.sh/resource-policy"
 class Release:
     """A release a test installed; the ``install_chart`` fixture uninstalls it when the test ends."""
 
-    def __init__(self, helm, cluster, chart, name: str, namespace: str, run=None):
+    def __init__(self, helm, cluster, chart, name: str, namespace: str, run=None, record: ReleaseRecord | None = None):
         self.helm = helm
         self.cluster = cluster
         self.chart = chart
@@ -34,12 +35,30 @@ class Release:
         self.namespace = namespace
         self.run = run
         self.installed = True
+        self._record: tuple[ReleaseRecord, tuple[int, int]] | None = None
+        self._remember(record)
+
+    def _remember(self, record: ReleaseRecord | None) -> None:
+        """Keep what helm printed of the release's revision, valid until the driver next changes the release."""
+        self._record = (record, self.helm.changes(self.name, self.namespace)) if record else None
+
+    def record(self) -> ReleaseRecord | None:
+        """The stored release as the install or upgrade printed it, if no helm command changed it since."""
+        if self._record and self._record[1] == self.helm.changes(self.name, self.namespace):
+            return self._record[0]
+        return None
 
     @property
     def manifest(self) -> Manifest:
-        return self.helm.get_manifest(self.name, self.namespace)
+        """What ``helm get manifest`` prints for the release."""
+        record = self.record()
+        return Manifest(record.manifest) if record else self.helm.get_manifest(self.name, self.namespace)
 
     def hooks(self) -> Manifest:
+        """What ``helm get hooks`` prints for the release."""
+        record = self.record()
+        if record:
+            return Manifest(record.hooks)
         result = self.helm.run("get", "hooks", self.name, "--namespace", self.namespace)
         return Manifest(result.stdout if result.ok else "")
 
@@ -53,7 +72,8 @@ class Release:
     def upgrade(self, values: Any = (), set: dict | None = None, *, reuse_values: bool = False, wait: bool = True,
                 timeout: float = 300):
         result = self.helm.upgrade(self.chart, self.name, self.namespace, values, set, reuse_values=reuse_values,
-                                   timeout=timeout)
+                                   timeout=timeout, record=True)
+        self._remember(result.release)
         if not result.ok:
             raise RenderError(result.error)
         if wait:

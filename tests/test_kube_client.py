@@ -178,6 +178,23 @@ def test_create_makes_many_objects_at_once_and_an_existing_one_counts_as_made(cl
         kubectl.create([bad])
 
 
+@pytest.mark.parametrize("reads", ["client", "kubectl"])
+def test_delete_asks_an_object_to_go_and_one_already_gone_is_fine(cluster, reads, monkeypatch):
+    if reads == "kubectl":
+        monkeypatch.setenv("CHARTPROOF_READS", "kubectl")
+    kubectl = cluster.kubectl
+    kubectl.create([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"gone-{reads}"}},
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "doomed", "namespace": "reads"}}])
+    kubectl.delete("configmap", "doomed", "reads")
+    assert not kubectl.exists("configmap", "doomed", "reads")
+    kubectl.delete("configmap", "doomed", "reads")  # gone already: no error
+    kubectl.delete("namespace", f"gone-{reads}")  # cluster-scoped; a namespace goes in its own time
+    gone = kubectl.get_json("namespaces", f"gone-{reads}") if kubectl.exists("namespace", f"gone-{reads}") else None
+    assert gone is None or gone["metadata"].get("deletionTimestamp"), gone
+    with pytest.raises(KubectlError, match="doesn't have a resource type"):
+        kubectl.delete("nosuchkinds", "x")
+
+
 def test_a_crd_created_after_discovery_is_found(cluster):
     kubectl = cluster.kubectl
     api = kubectl.api
