@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,23 +157,59 @@ class InstallBench:
 
     def ct(self, chart: str, values: Path) -> tuple[float, str]:
         """Seconds of ``ct install`` of ``values`` (install --wait, helm test, uninstall), and, when it took more
-        than ``SLOW_CT_S``, the last lines of what it printed (secrets of ``values`` masked), to explain it."""
+        than ``SLOW_CT_S``, where it waited longest and the last lines of what it printed, each line stamped
+        with its second (secrets of ``values`` masked), to explain it."""
         namespace, made = self._namespace(chart)
         cmd = [str(self.tools.ct), "install", "--charts", f"charts/{chart}", "--namespace", namespace,
                "--release-name", INSTALLS[chart][0], "--helm-extra-set-args", f"--values={values}",
                "--helm-extra-args", f"--timeout {TIMEOUT}s", "--helm-dependency-extra-args", "--skip-refresh",
                "--target-branch", "main"]
         try:
-            started = time.monotonic()
-            proc = subprocess.run(cmd, cwd=self.repo, capture_output=True, text=True, timeout=TIMEOUT * 3,
-                                  env=self.tools.env(self.cluster, self.workdir / "ct-home"))
-            seconds = time.monotonic() - started
-            if proc.returncode != 0:
-                tail = last_lines(proc.stdout + proc.stderr, values, 6)
-                raise ChartproofError(f"ct install of {chart} {values.name} failed ({proc.returncode}): {tail}")
-            return seconds, last_lines(proc.stdout + proc.stderr, values) if seconds > SLOW_CT_S else ""
+            returncode, output, seconds = stamped_run(cmd, cwd=self.repo, timeout=TIMEOUT * 3,
+                                                      env=self.tools.env(self.cluster, self.workdir / "ct-home"))
+            if returncode != 0:
+                tail = last_lines(output, values, 6)
+                raise ChartproofError(f"ct install of {chart} {values.name} failed ({returncode}): {tail}")
+            if seconds <= SLOW_CT_S:
+                return seconds, ""
+            return seconds, f"{longest_silence(output, values)}; its last lines: {last_lines(output, values)}"
         finally:
             self._drop(namespace, made)
+
+
+def stamped_run(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> tuple[int, str, float]:
+    """Run ``cmd`` (stderr with stdout) to the end, each line it prints stamped with the seconds since its start
+    (``[  12.3s] Deleting release ...``): its exit code, the stamped output and its wall seconds. Killed after
+    ``timeout`` seconds (exit code -9)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(f"[{time.monotonic() - started:6.1f}s] {line.rstrip()}")
+        returncode = proc.wait()
+    finally:
+        watchdog.cancel()
+        proc.stdout.close()
+    return returncode, "\n".join(lines), time.monotonic() - started
+
+
+_STAMP = re.compile(r"^\[\s*([0-9.]+)s\] ")
+
+
+def longest_silence(stamped: str, values: Path) -> str:
+    """Where a stamped output (``stamped_run``) waited longest: "longest silence 231.4 s, between '...' and '...'"
+    (secrets of ``values`` masked)."""
+    lines = [(float(m.group(1)), line[m.end():]) for line in stamped.splitlines() if (m := _STAMP.match(line))]
+    if len(lines) < 2:
+        return "no output to time"
+    gap, before, after = max(((b[0] - a[0], a[1], b[1]) for a, b in zip(lines, lines[1:], strict=False)),
+                             key=lambda item: item[0])
+    redactor = Redactor()
+    redactor.add_values(load_values_file(values))
+    return redactor(f"longest silence {gap:.1f} s, between {before.strip()[:120]!r} and {after.strip()[:120]!r}")
 
 
 def last_lines(output: str, values: Path, count: int = 12) -> str:
@@ -231,7 +269,7 @@ def table(result: dict) -> str:
             split = " / ".join(f"{phases[k]:.1f}s" for k in ("install_s", "ready_s", "uninstall_s") if k in phases)
             lines.append(f"{item:<40} {row['chartproof_s']:>9.1f}s {row['ct_s']:>9.1f}s {row['ratio']:>6.2f}   {split}")
             if row.get("ct_slow_output"):
-                lines.append(f"  ct took over {SLOW_CT_S:.0f} s; its last lines: {row['ct_slow_output']}")
+                lines.append(f"  ct took over {SLOW_CT_S:.0f} s: {row['ct_slow_output']}")
     verdict = "met" if result["met"] else "NOT met"
     lines.append(f"goal: every ratio under {result['goal']} ({verdict}; worst {result['worst']})")
     return "\n".join(lines)

@@ -20,5 +20,22 @@ def test_a_slow_ct_run_shows_its_last_lines_with_the_values_secrets_masked(tmp_p
     lines = bench_install.table({"scenarios": {"adaptive/autoscaling-on": row, "adaptive/cpu-only":
                                                {"chartproof_s": 1.6, "ct_s": 3.9, "ratio": 0.41}},
                                  "goal": 0.5, "met": True, "worst": 0.41}).splitlines()
-    assert lines[2] == f"  ct took over 60 s; its last lines: {tail}", lines
-    assert not any("its last lines" in line for line in lines[3:]), "a ct run of usual length shows no output"
+    assert lines[2] == f"  ct took over 60 s: {tail}", lines
+    assert not any("ct took over" in line for line in lines[3:]), "a ct run of usual length shows no output"
+
+
+def test_a_ct_run_is_stamped_line_by_line_and_its_longest_silence_named(tmp_path):
+    secret = "Zq8-sIlence-pa55word"
+    values = tmp_path / "values.yaml"
+    values.write_text(f"auth:\n  password: {secret}\n")
+    script = f"echo 'Installing chart'; echo 'Deleting release {secret}' >&2; sleep 1.2; echo 'release uninstalled'"
+    code, output, seconds = bench_install.stamped_run(["bash", "-c", script], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"},
+                                                      timeout=30)
+    assert code == 0 and 1.2 <= seconds < 10, (code, seconds)
+    stamps = [line.split("]")[0] for line in output.splitlines()]
+    assert len(stamps) == 3 and all(stamp.startswith("[") and stamp.endswith("s") for stamp in stamps), output
+    silence = bench_install.longest_silence(output, values)
+    assert silence.startswith("longest silence 1.") and "'release uninstalled'" in silence, silence
+    assert "Deleting release" in silence and secret not in silence, silence
+    code, _, seconds = bench_install.stamped_run(["sleep", "20"], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, timeout=1)
+    assert code == -9 and seconds < 10, "a run past its timeout is killed"
