@@ -207,16 +207,19 @@ def longest_silence(stamped: str, values: Path) -> str:
         return "no output to time"
     gap, before, after = max(((b[0] - a[0], a[1], b[1]) for a, b in zip(lines, lines[1:], strict=False)),
                              key=lambda item: item[0])
-    redactor = Redactor()
-    redactor.add_values(load_values_file(values))
-    return redactor(f"longest silence {gap:.1f} s, between {before.strip()[:120]!r} and {after.strip()[:120]!r}")
+    return values_redactor(values)(f"longest silence {gap:.1f} s, between {before.strip()[:120]!r} and {after.strip()[:120]!r}")
 
 
 def last_lines(output: str, values: Path, count: int = 12) -> str:
     """The last ``count`` lines of ``output`` joined by " | ", every secret of the values file masked."""
+    return values_redactor(values)(" | ".join(output.strip().splitlines()[-count:]))
+
+
+def values_redactor(values: Path) -> Redactor:
+    """A redactor that masks every secret of the values file ``values``."""
     redactor = Redactor()
     redactor.add_values(load_values_file(values))
-    return redactor(" | ".join(output.strip().splitlines()[-count:]))
+    return redactor
 
 
 def measure_installs(scenarios: list[str] | None = None, *, shape: str | None = None,

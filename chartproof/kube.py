@@ -89,10 +89,15 @@ class Kubectl:
             self._api = ApiReader(self.kubeconfig, self.context, self.redact)
         return self._api if self._api.usable else None
 
+    def _api_for(self, kind: str) -> ApiReader | None:
+        """The API client for a request on ``kind``: None without one, or for what only kubectl takes (a list of
+        kinds ``a,b`` or a ``kind/name``)."""
+        return None if any(c in kind for c in ",/") else self.api
+
     def get_json(self, kind: str, name: str | None = None, namespace: str | None = None,
                  selector: str | None = None, all_namespaces: bool = False) -> dict[str, Any]:
-        api = self.api
-        if api is not None and not any(c in kind for c in ",/"):
+        api = self._api_for(kind)
+        if api is not None:
             return api.get_json(kind, name, namespace=namespace, selector=selector, all_namespaces=all_namespaces)
         return json.loads(self(*_get_args(kind, name, namespace, selector, all_namespaces), "-o", "json"))
 
@@ -114,8 +119,8 @@ class Kubectl:
         return True
 
     def exists(self, kind: str, name: str, namespace: str | None = None) -> bool:
-        api = self.api
-        if api is not None and not any(c in kind for c in ",/"):
+        api = self._api_for(kind)
+        if api is not None:
             return api.exists(kind, name, namespace)
         args = ["get", kind, name, "--ignore-not-found", "-o", "name"]
         if namespace:
@@ -158,8 +163,8 @@ class Kubectl:
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
         """Ask for ``kind/name`` to go, without waiting for it and without minding that it is gone already
         (``kubectl delete --wait=false --ignore-not-found``); through the API client when there is one."""
-        api = self.api
-        if api is not None and not any(c in kind for c in ",/"):
+        api = self._api_for(kind)
+        if api is not None:
             api.delete(kind, name, namespace)
             return
         self("delete", kind, name, *(["-n", namespace] if namespace else []), "--wait=false", "--ignore-not-found")
