@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from chartproof import yamlio
 from chartproof.manifest import Manifest, all_containers, dig, pod_spec, ref, repository
 from chartproof.redaction import REDACTOR
 
@@ -163,11 +164,11 @@ def check_prometheus(promtool: Path | str, server: PrometheusServer, workdir: Pa
         target.parent.mkdir(parents=True, exist_ok=True)
         if path == server.config_path:
             try:
-                config = yaml.safe_load(text)
+                config = yamlio.load(text)
             except yaml.YAMLError:
                 config = None  # promtool says what is wrong with it
             if isinstance(config, dict):
-                text = yaml.safe_dump(_rooted(config, root, prefixes), sort_keys=False)
+                text = yamlio.dump(_rooted(config, root, prefixes), sort_keys=False)
         target.write_text(text)
         target.chmod(0o600)
     command = [str(promtool), "check", "config", str(root / server.config_path.lstrip("/"))]
@@ -189,7 +190,7 @@ def check_promql(promtool: Path | str, queries: dict[str, str], workdir: Path) -
         {"record": f"chartproof:query_{i}", "expr": expr} for i, expr in enumerate(queries.values())]}]}
     path = Path(workdir) / "queries.rules.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(rules, sort_keys=False))
+    path.write_text(yamlio.dump(rules, sort_keys=False))
     command = [str(promtool), "check", "rules", str(path)]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
     output = proc.stdout + proc.stderr

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from chartproof import yamlio
 from chartproof.charts import DEFAULT_CHARTS, chart_metadata
 from chartproof.errors import ChartNotFoundError, ChartproofError, ToolchainError, UsageError, WaitTimeout
 from chartproof.paths import REPO, scenario_id, scenarios
@@ -131,7 +132,7 @@ def load(path: Path | None = None, *, root: Path | None = None) -> CtConfig:
         base = Path(root or REPO)
         return CtConfig(None, base, chart_dirs=tuple(base / d for d in DEFAULT_CHART_DIRS))
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yamlio.load(path.read_text())
     except OSError as exc:
         raise UsageError(f"cannot read chart-testing config {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from chartproof import yamlio
 from chartproof.errors import ChartNotFoundError, UsageError
 from chartproof.paths import CHARTS
 
@@ -57,7 +58,7 @@ def helm_repositories(environ: dict[str, str] | None = None) -> dict[str, dict]:
     """The user's classic repositories (``helm repo add``) by name; none when the file is missing or unreadable."""
     path = helm_user_paths(environ)["repository_config"]
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yamlio.load(path.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return {}
     entries = data.get("repositories") if isinstance(data, dict) else None
@@ -190,7 +191,7 @@ class PulledChart:
 
 
 def chart_metadata(directory: Path) -> dict:
-    return yaml.safe_load((directory / "Chart.yaml").read_text()) or {}
+    return yamlio.load((directory / "Chart.yaml").read_text()) or {}
 
 
 def sha256_file(path: Path) -> str:

@@ -21,8 +21,7 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
-
+from chartproof import yamlio
 from chartproof.errors import ToolchainError
 from chartproof.paths import cache_dir
 from chartproof.progress import Progress
@@ -138,7 +137,7 @@ def load_crds(directory: Path) -> list[dict]:
     """The CRD objects of a folder ``generate_crds`` made, in file-name order."""
     docs = []
     for path in sorted(Path(directory).glob("*.yaml")):
-        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+        docs += [d for d in yamlio.load_all(path.read_text()) if d]
     return docs
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from chartproof import render_server
+from chartproof import render_server, yamlio
 from chartproof.charts import ChartCatalog, ChartRef, PulledChart, helm_repositories, helm_user_paths
 from chartproof.errors import BadValuesError, ChartNotFoundError, RenderError
 from chartproof.manifest import Manifest
@@ -118,7 +118,7 @@ def merge_values(defaults: Any, user: Any) -> Any:
 def load_values_file(path: Path) -> dict:
     """Parse a values file so bad input fails with one clear line before helm sees it."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yamlio.load(Path(path).read_text())
     except OSError as exc:
         raise BadValuesError(f"cannot read values file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
@@ -236,7 +236,7 @@ class Helm:
         if memo in self._private_files and self._private_files[memo].exists():
             return self._private_files[memo]
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        text = yaml.safe_dump(data, sort_keys=True)
+        text = yamlio.dump(data, sort_keys=True)
         path = directory / (hashlib.sha256(text.encode()).hexdigest()[:16] + ".yaml")
         if not path.exists():
             fd, tmp = tempfile.mkstemp(dir=directory)

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from chartproof import yamlio
 from chartproof.errors import ClusterUnreachableError, WaitTimeout
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "chartproof"}
@@ -135,9 +134,9 @@ class Kubectl:
         if isinstance(obj, str):
             text = obj
         elif isinstance(obj, list):
-            text = yaml.safe_dump_all(obj, sort_keys=False)
+            text = yamlio.dump_all(obj, sort_keys=False)
         else:
-            text = yaml.safe_dump(obj, sort_keys=False)
+            text = yamlio.dump(obj, sort_keys=False)
         args = ["apply", "-f", "-"]
         if server_side:
             args += ["--server-side", "--force-conflicts", "--field-manager", "chartproof"]

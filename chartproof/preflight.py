@@ -20,8 +20,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import yaml
-
+from chartproof import yamlio
 from chartproof.clusters.nodes import (
     DHC_LABEL,
     HEALTH_LABEL,
@@ -432,7 +431,7 @@ def facts_from_shape(groups: list[NodeGroup] | str | None) -> ClusterFacts:
     storage classes; the server version, pods, served APIs and RBAC are unknown (those checks skip)."""
     if groups is None or isinstance(groups, str):
         groups = parse_shape(groups)
-    classes = [doc for doc in yaml.safe_load_all(EMBEDDED_STORAGE_CLASSES.read_text()) if doc]
+    classes = [doc for doc in yamlio.load_all(EMBEDDED_STORAGE_CLASSES.read_text()) if doc]
     return ClusterFacts(server_version="", nodes=node_objects(groups, simulated=True), pods=[],
                         storage_classes=classes, api_versions=set(), access={}, simulated=True)
 

@@ -23,9 +23,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-import yaml
-
-from chartproof import __version__
+from chartproof import __version__, yamlio
 from chartproof.charts import DEFAULT_CHARTS, chart_metadata, sha256_file
 from chartproof.clusters.nodes import load_profiles, parse_shape
 from chartproof.errors import BadValuesError, ChartNotFoundError, UsageError
@@ -152,7 +150,7 @@ def main(args, argv: list[str]) -> int:
         bundle = run.directory / "bundle"
         bundle.mkdir(parents=True, exist_ok=True)
         placeholders, replaced = values_check.placeholder_values(values)
-        (bundle / "values.yaml").write_text(yaml.safe_dump(placeholders, sort_keys=False))
+        (bundle / "values.yaml").write_text(yamlio.dump(placeholders, sort_keys=False))
         package = package_chart(chart_dir, bundle / "chart")
         defaults = values_check.load_values(chart_dir / "values.yaml")[0] if (chart_dir / "values.yaml").is_file() else {}
         merged = merge_values(defaults, placeholders)
@@ -212,7 +210,7 @@ def set_overrides(items: list[str]) -> dict:
         set_args({key: text})  # the same key rules as everywhere else: exit 3
         if "[" in key:
             raise BadValuesError(f"bad --set key {key!r}: list entries cannot be set here; put the list in the values file")
-        value = yaml.safe_load(text) if text else ""
+        value = yamlio.load(text) if text else ""
         node = tree
         parts = key.split(".")
         for part in parts[:-1]:

@@ -32,6 +32,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from chartproof import yamlio
 from chartproof.errors import BadValuesError, ChartNotFoundError
 from chartproof.helm import merge_values
 from chartproof.redaction import FRAGMENT, secret_leaves
@@ -368,7 +369,7 @@ class _ChartFiles:
         if text is None:
             return None
         try:
-            return yaml.safe_load(text)
+            return yamlio.load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark else ""

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from chartproof import keda_fixtures as K
+from chartproof import yamlio
 from chartproof.kube import KubectlError
 from chartproof.manifest import dig
 from chartproof.toolchain import gobuild
@@ -49,7 +50,7 @@ def test_the_generated_crds_are_the_ones_keda_releases(generated):
     bases = module_dir(K.KEDA_MODULE, K.KEDA_VERSION) / "config" / "crd" / "bases"
     released = {}
     for path in sorted(bases.glob("*.yaml")):
-        for doc in yaml.load_all(path.read_text(), Loader=K.YAML_LOADER):
+        for doc in yamlio.load_all(path.read_text()):
             if doc:
                 released[doc["metadata"]["name"]] = doc
     assert set(generated) == set(released), \

@@ -14,8 +14,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
+from chartproof import yamlio
 from chartproof.clusters.base import Cluster, ClusterProvider, ClusterRecord
 from chartproof.clusters.nodes import NODE_LEASES, describe_shape, node_objects, parse_shape, taken_nodes
 from chartproof.errors import ClusterError, WaitTimeout
@@ -104,7 +103,7 @@ class EmbeddedProvider(ClusterProvider):
                 {"name": "kube-scheduler", "extraArgs": CLIENT_RATE},
             ],
         }
-        docs = [yaml.safe_dump(config, sort_keys=False)]
+        docs = [yamlio.dump(config, sort_keys=False)]
         docs += [path.read_text() for path in sorted(STAGES_DIR.glob("*.yaml"))]
         return "---\n".join(docs)
 

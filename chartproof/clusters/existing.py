@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from chartproof import yamlio
 from chartproof.clusters.base import Cluster, ClusterProvider, ClusterRecord
 from chartproof.clusters.nodes import SIMULATED_ANNOTATION
 from chartproof.errors import ClusterUnreachableError, UsageError, WrongContextError
@@ -90,7 +91,7 @@ class Kubeconfig:
             except OSError as exc:
                 raise ClusterUnreachableError(f"cannot read kubeconfig {path}: {exc.strerror}") from None
             try:
-                data = yaml.safe_load(text) or {}
+                data = yamlio.load(text) or {}
             except yaml.YAMLError as exc:
                 raise UsageError(f"kubeconfig {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
             if not isinstance(data, dict):
@@ -158,7 +159,7 @@ class Kubeconfig:
 
     def write_minified(self, context: str) -> Path:
         """``minified(context)`` as a file (0600) in this process's private directory, removed at exit."""
-        text = yaml.safe_dump(self.minified(context), sort_keys=False)
+        text = yamlio.dump(self.minified(context), sort_keys=False)
         path = _private_dir() / f"kubeconfig-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
         if not path.is_file():
             tmp = path.with_name(path.name + f".{os.getpid()}.tmp")

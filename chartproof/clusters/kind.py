@@ -8,8 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import yaml
-
+from chartproof import yamlio
 from chartproof.clusters.base import Cluster, ClusterProvider, ClusterRecord
 from chartproof.clusters.embedded import new_cluster_name
 from chartproof.clusters.nodes import NodeGroup, describe_shape, parse_shape
@@ -39,7 +38,7 @@ def docker_unavailable_reason() -> str | None:
 
 def kind_config(groups: list[NodeGroup]) -> dict:
     """The base configuration plus one worker per simulated node."""
-    config = yaml.safe_load(BASE_CONFIG.read_text())
+    config = yamlio.load(BASE_CONFIG.read_text())
     config["nodes"] = list(config.get("nodes") or [{"role": "control-plane"}])
     config["nodes"] += [{"role": "worker"} for g in groups for _ in range(g.count)]
     return config
@@ -99,7 +98,7 @@ class KindProvider(ClusterProvider):
         name = name or new_cluster_name()
         record = ClusterRecord.create(name, self.name, owner=owner, keep=keep, shape=describe_shape(groups))
         config = record.directory / "kind.yaml"
-        config.write_text(yaml.safe_dump(kind_config(groups), sort_keys=False))
+        config.write_text(yamlio.dump(kind_config(groups), sort_keys=False))
         try:
             with Progress(f"cluster {name}", "kind create cluster", every=15):
                 proc = subprocess.run(create_command(kind, name, config, Path(record.kubeconfig)),

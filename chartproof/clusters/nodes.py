@@ -8,8 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from chartproof import yamlio
 from chartproof.errors import UsageError
 from chartproof.paths import FIXTURES
 
@@ -73,7 +72,7 @@ def load_profiles(directory: Path = PROFILE_DIR) -> dict[str, NodeProfile]:
     for path in sorted(directory.glob("*.yaml")):
         if path.name == "shapes.yaml":
             continue
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yamlio.load(path.read_text()) or {}
         profiles[path.stem] = NodeProfile(
             name=path.stem,
             labels={k: str(v) for k, v in (data.get("labels") or {}).items()},
@@ -87,7 +86,7 @@ def load_profiles(directory: Path = PROFILE_DIR) -> dict[str, NodeProfile]:
 
 def load_shapes(directory: Path = PROFILE_DIR) -> dict[str, str]:
     path = directory / "shapes.yaml"
-    return {k: str(v) for k, v in (yaml.safe_load(path.read_text()) or {}).items()} if path.is_file() else {}
+    return {k: str(v) for k, v in (yamlio.load(path.read_text()) or {}).items()} if path.is_file() else {}
 
 
 @dataclass(frozen=True)

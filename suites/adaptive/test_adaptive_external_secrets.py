@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import adaptive_facts as F
 import pytest
-import yaml
 
+from chartproof import yamlio
 from chartproof.manifest import container, dig, fragment, ref
 
 ESO_ON = {"externalSecret": {"enabled": True}}
@@ -104,9 +104,9 @@ def test_example_file_keys_are_keys_of_values_yaml(charts):
     directory = charts.local_dir(F.CHART)
     example = directory / "values_external_secret.yaml"
     assert example.is_file(), f"the chart has no values_external_secret.yaml beside values.yaml (in {directory})"
-    defaults = yaml.safe_load((directory / "values.yaml").read_text()) or {}
+    defaults = yamlio.load((directory / "values.yaml").read_text()) or {}
     unknown = []
-    for path in _leaves(yaml.safe_load(example.read_text()) or {}):
+    for path in _leaves(yamlio.load(example.read_text()) or {}):
         node = defaults
         for part in path:
             if not isinstance(node, dict) or part not in node:
@@ -121,7 +121,7 @@ def test_example_file_renders_eso_mode_with_five_remote_refs(render, charts):
     example = charts.local_dir(F.CHART) / "values_external_secret.yaml"
     if not example.is_file():
         pytest.fail("the chart has no values_external_secret.yaml beside values.yaml")
-    overlay = yaml.safe_load(example.read_text()) or {}
+    overlay = yamlio.load(example.read_text()) or {}
     m = render(F.CHART, [example])
     inline = [ref(s) for s in m.select("Secret") if dig(s, "metadata.name") in (F.CP_SECRET, F.HM_SECRET)]
     assert not inline, f"the example renders inline Secrets {inline}, expected ESO mode"

@@ -7,6 +7,7 @@ import adaptive_facts as F
 import pytest
 import yaml
 
+from chartproof import yamlio
 from chartproof.manifest import containers, dig, fragment, images, ref, same_quantity
 
 PERSIST = {"prometheus": {"server": {"persistentVolume": {"enabled": True}}}}
@@ -36,7 +37,7 @@ def scrape_config(m) -> dict:
     cms = m.select("ConfigMap", where=lambda o: "prometheus.yml" in (o.get("data") or {}))
     assert cms, f"no ConfigMap holds prometheus.yml; ConfigMaps {m.names('ConfigMap')}"
     try:
-        return yaml.safe_load(cms[0]["data"]["prometheus.yml"]) or {}
+        return yamlio.load(cms[0]["data"]["prometheus.yml"]) or {}
     except yaml.YAMLError as exc:
         raise AssertionError(f"prometheus.yml is not YAML: {exc}") from None
 

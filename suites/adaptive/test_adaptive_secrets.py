@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import adaptive_facts as F
 import pytest
-import yaml
 
+from chartproof import yamlio
 from chartproof.manifest import all_containers, decoded_secret, env_map, ref, scalar_text
 from chartproof.paths import scenarios
 
@@ -130,7 +130,7 @@ def _secret_strings(values: dict) -> set[str]:
 
 
 LEAK_CASES = {p.stem: [p] for p in scenarios(F.CHART)
-              if _secret_strings(yaml.safe_load(p.read_text()) or {})}
+              if _secret_strings(yamlio.load(p.read_text()) or {})}
 LEAK_CASES["redis-password"] = [{"redis": {"auth": {"username": "ops", "password": "s3cr3t-redis-pw"}}}]
 
 
@@ -142,7 +142,7 @@ def test_secret_values_appear_only_in_secrets(render, case):
     values = LEAK_CASES[case]
     merged: dict = {}
     for item in values:
-        merged.update(yaml.safe_load(item.read_text()) if hasattr(item, "read_text") else item)
+        merged.update(yamlio.load(item.read_text()) if hasattr(item, "read_text") else item)
     secrets = _secret_strings(merged)
     assert secrets, f"case {case} has no secret value to look for"
     m = render.scenario(F.CHART, values) if case != "redis-password" else render(F.CHART, values)

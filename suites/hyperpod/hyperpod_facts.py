@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from chartproof import yamlio
 from chartproof.manifest import Manifest, containers, images, key, ref
 from chartproof.placement import declares_toleration, has_taint
 
@@ -330,7 +330,7 @@ def inference_values(prefix: str = "hyperpod-inference-operator", drop: str | No
 def chart_meta(chart_dir: Path) -> dict:
     path = chart_dir / "Chart.yaml"
     assert path.is_file(), f"{chart_dir} has no Chart.yaml"
-    meta = yaml.safe_load(path.read_text()) or {}
+    meta = yamlio.load(path.read_text()) or {}
     assert isinstance(meta, dict), "Chart.yaml is not a mapping"
     return meta
 

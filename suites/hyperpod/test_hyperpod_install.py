@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hyperpod_facts as F
 import pytest
-import yaml
 
+from chartproof import yamlio
 from chartproof.kube import MANAGED_BY
 from chartproof.manifest import Manifest, dig, key, ref
 from chartproof.paths import scenario, scenarios
@@ -106,7 +106,7 @@ def test_hyp_install_01_every_crd_is_accepted_by_the_api_server(cluster, helm):
     crds = m.select("CustomResourceDefinition")
     names = {name_of(c) for c in crds}
     assert want <= names, f"CRDs missing from the render: {sorted(want - names)}"
-    out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input="\n---\n".join(yaml.safe_dump(c) for c in crds))
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input="\n---\n".join(yamlio.dump(c) for c in crds))
     accepted = [n for n in names if f"customresourcedefinition.apiextensions.k8s.io/{n}" in out]
     assert sorted(accepted) == sorted(names), f"the API server did not accept {sorted(names - set(accepted))}: {out}"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import hyperpod_facts as F
 import pytest
-import yaml
 
+from chartproof import yamlio
 from chartproof.manifest import key
 
 _NETWORK = re.compile(r"no such host|dial tcp|i/o timeout|connection refused|network is unreachable|"
@@ -59,7 +59,7 @@ def test_hyp_dep_01_chart_yaml_lists_the_fifteen_dependencies(chart_dir):
             if not sub_yaml.is_file():
                 problems.append(f"{name}: {repo} has no Chart.yaml")
                 continue
-            sub = yaml.safe_load(sub_yaml.read_text()) or {}
+            sub = yamlio.load(sub_yaml.read_text()) or {}
             if sub.get("name") != name or _semver(sub.get("version")) != version:
                 problems.append(f"{name}: {repo} declares {sub.get('name')} {sub.get('version')}, expected {name} {version}")
     assert not problems, "Chart.yaml dependencies differ from contract B:\n" + "\n".join(problems)
@@ -77,7 +77,7 @@ def chart_copy(chart_dir, tmp_path) -> Path:
 def _lock(path: Path) -> list[tuple[str, str, str]]:
     lock_file = path / "Chart.lock"
     assert lock_file.is_file(), "helm dependency update wrote no Chart.lock"
-    lock = yaml.safe_load(lock_file.read_text()) or {}
+    lock = yamlio.load(lock_file.read_text()) or {}
     return sorted((str(d.get("name")), _semver(d.get("version")), str(d.get("repository")))
                   for d in lock.get("dependencies") or [] if isinstance(d, dict))
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from chartproof import yamlio
 from chartproof.manifest import (
     Manifest,
     all_containers,
@@ -177,7 +178,7 @@ def yaml_documents_in(configmap: dict) -> list[Any]:
     out = []
     for value in (configmap.get("data") or {}).values():
         try:
-            out.append(yaml.safe_load(str(value)))
+            out.append(yamlio.load(str(value)))
         except yaml.YAMLError:
             continue
     return out
@@ -207,4 +208,4 @@ def backend_is_grafana_3000(m, path: dict) -> bool:
 
 def live(objects: list[dict]) -> Manifest:
     """Live objects (``kubectl get -o json`` items) as a Manifest, to read them with the same helpers."""
-    return Manifest(yaml.safe_dump_all(objects, sort_keys=False))
+    return Manifest(yamlio.dump_all(objects, sort_keys=False))

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import monitoring_facts as F
 import pytest
-import yaml
 
+from chartproof import yamlio
 from chartproof.kube import KubectlError
 from chartproof.manifest import dig, fragment, quantity, ref, same_quantity
 
@@ -120,7 +120,7 @@ def test_mon_persist_03_claims_name_no_class_when_storage_class_is_empty(render)
 def test_mon_persist_03_persisted_release_passes_api_validation(render, cluster, namespace):
     """The API server, not the text, decides: a server-side dry run of the whole release in a namespace."""
     m = render(F.CHART, persisted(storage_class=""), release=F.RELEASE, namespace=namespace)
-    text = yaml.safe_dump_all(m.objects, sort_keys=False)
+    text = yamlio.dump_all(m.objects, sort_keys=False)
     try:
         out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", "-n", namespace, input=text)
     except KubectlError as exc:
