@@ -14,6 +14,7 @@ import atexit
 import hashlib
 import json
 import os
+import queue
 import signal
 import stat
 import subprocess
@@ -168,6 +169,17 @@ def file_digest(path: str | Path) -> str:
         return "unreadable"
 
 
+def relocated(stderr: str, made_by: dict, request: dict) -> str:
+    """helm's messages of an answer made for ``made_by``, naming the chart and values paths of ``request``:
+    the cache's key leaves out where the chart and values files are (each process has its own copies of pulled
+    charts and values)."""
+    for old, new in zip([made_by["chart"], *made_by.get("values", ())], [request["chart"], *request.get("values", ())],
+                        strict=True):
+        if old != new:
+            stderr = stderr.replace(old, new)
+    return stderr
+
+
 class RenderCache:
     """Answers on disk, one file per key, written atomically (a reader sees a whole answer or none).
     They can hold secrets (rendered Secrets, helm's messages), so the folder is private to the user."""
@@ -201,14 +213,7 @@ class RenderCache:
             return None
         if entry.get("format") != CACHE_FORMAT:
             return None
-        # The key leaves out where the chart and values files are (each process has its own copies of
-        # pulled charts and values): helm's messages name the paths of the request that made them.
-        stderr = entry["stderr"]
-        for old, new in zip([entry["chart"], *entry["values"]], [request["chart"], *request.get("values", ())],
-                            strict=True):
-            if old != new:
-                stderr = stderr.replace(old, new)
-        return Rendered(stdout, stderr, entry["exit"], "cache")
+        return Rendered(stdout, relocated(entry["stderr"], entry, request), entry["exit"], "cache")
 
     def put(self, key: str, request: dict, rendered: Rendered) -> None:
         """One line of JSON (everything but the manifest), then the manifest as helm printed it: a 750 kB render
@@ -226,6 +231,55 @@ class RenderCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+class CacheWriter:
+    """Writes answers to the run's cache on a thread of its own, so that a test does not wait for the disk
+    (a KEDA-sized answer is 750 kB). Until written, an answer is served from ``pending``; ``flush`` (at exit)
+    writes what is left."""
+
+    def __init__(self):
+        self.pending: dict[tuple[str, str], tuple[dict, Rendered]] = {}
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def put(self, cache: RenderCache, key: str, request: dict, rendered: Rendered) -> None:
+        with self._lock:
+            self.pending[(str(cache.directory), key)] = (request, rendered)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._drain, name="chartproof-render-cache", daemon=True)
+                self._thread.start()
+        self._queue.put((cache, key, request, rendered))
+
+    def get(self, cache: RenderCache, key: str, request: dict) -> Rendered | None:
+        with self._lock:
+            found = self.pending.get((str(cache.directory), key))
+        if found is None:
+            return None
+        made_by, rendered = found
+        return Rendered(rendered.stdout, relocated(rendered.stderr, made_by, request), rendered.exit, "cache")
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            cache, key, request, rendered = item
+            try:
+                cache.put(key, request, rendered)
+            except OSError:
+                pass  # an answer not kept is rendered again by whoever asks for it
+            with self._lock:
+                self.pending.pop((str(cache.directory), key), None)
+
+    def flush(self, timeout: float = 30) -> None:
+        """Write every answer still waiting (the thread ends once it has)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
+            self._queue.put(None)
+            thread.join(timeout)
 
 
 class RendererProcess:
@@ -293,6 +347,7 @@ class RenderClient:
         self._identity = ""
         self._unavailable = ""  # why the renderer cannot be used in this process (said once)
         self.stats = {"cache_hits": 0, "renders": 0, "chart_loads": 0, "fallbacks": 0, "started": 0}
+        self.writer = CacheWriter()
 
     def template(self, args: list[str], *, env: dict[str, str], cache_dir: Path, log_path: Path,
                  chart_stamp: str | None = None) -> Rendered | None:
@@ -309,7 +364,7 @@ class RenderClient:
                 return None
             cache = RenderCache(cache_dir)
             key = cache.key(self._identity, request, chart_stamp)
-            cached = cache.get(key, request)
+            cached = self.writer.get(cache, key, request) or cache.get(key, request)
             if cached is not None:
                 self.stats["cache_hits"] += 1
                 return cached
@@ -322,7 +377,7 @@ class RenderClient:
             self.stats["renders"] += 1
             self.stats["chart_loads"] += bool(answer.get("loaded"))
             rendered = Rendered(answer["stdout"], answer["stderr"], int(answer["exit"]), "renderer")
-            cache.put(key, request, rendered)
+            self.writer.put(cache, key, request, rendered)
             return rendered
 
     def warm(self, charts: list[Path], *, env: dict[str, str], log_path: Path) -> None:
@@ -373,6 +428,7 @@ class RenderClient:
         print(f"chartproof: rendering with helm template, not {TOOL}: {why}", file=sys.stderr, flush=True)
 
     def stop(self) -> None:
+        self.writer.flush()
         process, self._process = self._process, None
         if process is not None:
             process.stop()

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -432,6 +433,30 @@ def test_a_cached_answer_comes_back_exactly_as_rendered(tmp_path):
     assert back == render_server.Rendered(text, "Error: in /b/v.yaml\n", 1, "cache"), \
         f"expected the manifest byte for byte and helm's message naming this request's paths, found {back}"
     assert cache.get("cd" + "0" * 62, {"chart": "/a/chart"}) is None, "a key never stored is a miss"
+
+
+def test_an_answer_on_its_way_to_the_cache_is_served_from_memory_and_written_by_exit(tmp_path):
+    release = threading.Event()
+
+    class SlowDisk(render_server.RenderCache):
+        def put(self, *args):
+            release.wait(10)
+            super().put(*args)
+
+    cache = SlowDisk(tmp_path / "cache")
+    writer = render_server.CacheWriter()
+    key = "ef" + "0" * 62
+    writer.put(cache, key, {"chart": "/a/c", "values": ["/a/v.yaml"]},
+               render_server.Rendered("kind: ConfigMap\n", "Error: in /a/v.yaml\n", 1, "renderer"))
+    expected = render_server.Rendered("kind: ConfigMap\n", "Error: in /b/v.yaml\n", 1, "cache")
+    pending = writer.get(cache, key, {"chart": "/b/c", "values": ["/b/v.yaml"]})
+    assert pending == expected, f"expected the unwritten answer from memory, naming this request's paths: {pending}"
+    assert cache.get(key, {"chart": "/b/c", "values": ["/b/v.yaml"]}) is None, "not on disk yet"
+    release.set()
+    writer.flush()
+    on_disk = cache.get(key, {"chart": "/b/c", "values": ["/b/v.yaml"]})
+    assert on_disk == expected, f"expected the answer on disk once flushed, found {on_disk}"
+    assert not writer.pending, "written answers leave memory"
 
 
 def test_an_edited_chart_copy_is_rendered_anew(tmp_path, client, renderer_binary):
