@@ -21,10 +21,9 @@ from typing import Any
 
 import yaml
 
-try:  # libyaml when present: the same YAML 1.1 semantics, ten times faster on big CRDs
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - PyYAML without libyaml
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+from chartproof import yamlio
+
+_Loader = yamlio.LOADER  # libyaml when present: the same YAML 1.1 semantics, ten times faster on big CRDs
 
 POD_TEMPLATE_PATHS = {
     "Pod": ("spec",),
@@ -314,14 +313,37 @@ def prune(node: Any) -> Any:
     return node
 
 
+def _flatten(doc: Any, out: list[dict[str, Any]]) -> None:
+    """Append the object ``doc`` is to ``out``, or a v1 List's items; nothing for an empty or kind-less document."""
+    if not isinstance(doc, dict) or not doc.get("kind"):
+        return  # empty documents and comments-only documents
+    if str(doc["kind"]).endswith("List") and isinstance(doc.get("items"), list):
+        for item in doc["items"]:
+            _flatten(item, out)
+        return
+    out.append(doc)
+
+
 class Manifest:
-    """The objects of one render (or of a live release), with their template source."""
+    """The objects of one render (or of a live release), with their template source.
+
+    A document is parsed when something first needs it: ``select`` (and ``one``, ``find``, ``has``, ...) of
+    given kinds parses only the documents whose text contains one of those kinds, or a backslash (only a
+    double-quoted escape can spell a kind without its letters); iterating, ``len``, ``objects`` and
+    ``sources`` parse them all, in order. Text that is not valid YAML raises ManifestError when its document
+    is parsed: a test fails on the documents its promise reads."""
 
     def __init__(self, text: str):
         self.text = text
-        self.objects: list[dict[str, Any]] = []
-        self.sources: list[str] = []
-        for source, chunk, first_line in split_documents(text):
+        self._documents = list(split_documents(text))  # (source, text, first line number)
+        self._parsed: list[list[dict[str, Any]] | None] = [None] * len(self._documents)  # objects per document
+        self._all: tuple[list[dict[str, Any]], list[str]] | None = None
+
+    def _objects_in(self, index: int) -> list[dict[str, Any]]:
+        """The objects of document ``index`` (a v1 List's items in its place), parsed on first use."""
+        found = self._parsed[index]
+        if found is None:
+            source, chunk, first_line = self._documents[index]
             try:
                 docs = _PARSED.load(chunk)
             except yaml.YAMLError as exc:
@@ -329,18 +351,40 @@ class Manifest:
                 where = f", line {first_line + mark.line}" if mark is not None else ""
                 problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
                 raise ManifestError(f"the render is not valid YAML: {source or 'a document'}{where}: {problem}") from None
+            found = []
             for doc in docs:
-                self._add(doc, source)
+                _flatten(doc, found)
+            self._parsed[index] = found
+        return found
 
-    def _add(self, doc: Any, source: str) -> None:
-        if not isinstance(doc, dict) or not doc.get("kind"):
-            return  # empty documents and comments-only documents
-        if str(doc["kind"]).endswith("List") and isinstance(doc.get("items"), list):
-            for item in doc["items"]:
-                self._add(item, source)
+    def _everything(self) -> tuple[list[dict[str, Any]], list[str]]:
+        if self._all is None:
+            objects: list[dict[str, Any]] = []
+            sources: list[str] = []
+            for index, (source, _, _) in enumerate(self._documents):
+                found = self._objects_in(index)
+                objects += found
+                sources += [source] * len(found)
+            self._all = (objects, sources)
+        return self._all
+
+    @property
+    def objects(self) -> list[dict[str, Any]]:
+        return self._everything()[0]
+
+    @property
+    def sources(self) -> list[str]:
+        """The template each of ``objects`` came from."""
+        return self._everything()[1]
+
+    def _candidates(self, kinds: set[str] | None) -> Iterator[dict[str, Any]]:
+        """In order, the objects of every document that can hold an object of one of ``kinds`` (all: None)."""
+        if kinds is None or self._all is not None:
+            yield from self.objects
             return
-        self.objects.append(doc)
-        self.sources.append(source)
+        for index, (_, chunk, _) in enumerate(self._documents):
+            if self._parsed[index] is not None or "\\" in chunk or any(kind in chunk for kind in kinds):
+                yield from self._objects_in(index)
 
     def __iter__(self) -> Iterator[dict]:
         return iter(self.objects)
@@ -355,9 +399,9 @@ class Manifest:
                where: Callable[[dict], bool] | None = None) -> list[dict]:
         """Objects of ``kind`` (one or several) whose metadata labels include ``labels``, whose pod template
         labels include ``pod_labels``, and for which ``where(obj)`` holds."""
-        kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
+        kinds = {str(kind)} if isinstance(kind, str) else {str(k) for k in kind} if kind is not None else None
         out = []
-        for obj in self.objects:
+        for obj in self._candidates(kinds):
             meta = obj.get("metadata") or {}
             if kinds is not None and obj.get("kind") not in kinds:
                 continue
@@ -412,9 +456,9 @@ class Manifest:
         return self.select(kind, where=lambda o: any(fragment in i for i in images(o)))
 
     def source_of(self, obj: dict) -> str:
-        for candidate, source in zip(self.objects, self.sources, strict=True):
-            if candidate is obj:
-                return source
+        for index, found in enumerate(self._parsed):
+            if found is not None and any(candidate is obj for candidate in found):
+                return self._documents[index][0]
         return ""
 
     def keys(self) -> set[tuple[str, str, str]]:
@@ -463,7 +507,7 @@ def describe_filter(kinds: list[str], filters: dict) -> str:
 
 def fragment(obj: Any, limit: int = 1500) -> str:
     """A YAML excerpt of an object for a failure message."""
-    text = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False).rstrip()
+    text = yamlio.dump(obj, sort_keys=False, default_flow_style=False).rstrip()
     return text if len(text) <= limit else text[:limit] + "\n…"
 
 

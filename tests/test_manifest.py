@@ -78,7 +78,7 @@ CORPUS = [
 def test_parser_corpus(text, expected):
     if expected is None:
         with pytest.raises(ManifestError):
-            Manifest(text)
+            len(Manifest(text))
         return
     manifest = Manifest(text)
     assert [(o["kind"], o["metadata"]["name"]) for o in manifest] == expected
@@ -184,7 +184,7 @@ def test_yaml_errors_name_the_template_and_line():
     text = "# Source: c/templates/ok.yaml\nkind: ConfigMap\nmetadata: {name: a}\n---\n# Source: c/templates/bad.yaml\n" \
            "kind: ConfigMap\nmetadata:\n  name: [unclosed\n"
     with pytest.raises(ManifestError, match=r"c/templates/bad.yaml, line \d+"):
-        Manifest(text)
+        len(Manifest(text))
 
 
 def test_null_is_the_same_as_absent():
@@ -261,6 +261,22 @@ def test_fast_construction_leaves_only_unusual_nodes_to_pyyaml(monkeypatch):
 
 def test_a_value_that_contains_itself_is_a_yaml_error_not_a_crash():
     with pytest.raises(ManifestError, match="contains itself"):
-        Manifest("# Source: c/templates/loop.yaml\nkind: A\nmetadata: {name: x}\nspec: &a [*a]\n")
+        len(Manifest("# Source: c/templates/loop.yaml\nkind: A\nmetadata: {name: x}\nspec: &a [*a]\n"))
     with pytest.raises(ManifestError):  # ours past the recursion limit, or libyaml's own nesting limit
-        Manifest("kind: A\nspec: " + "[" * 3000 + "]" * 3000 + "\n")
+        len(Manifest("kind: A\nspec: " + "[" * 3000 + "]" * 3000 + "\n"))
+
+
+def test_a_selection_by_kind_parses_only_the_documents_that_can_hold_that_kind():
+    text = ("# Source: c/templates/cm.yaml\nkind: ConfigMap\nmetadata: {name: cm}\n---\n"
+            "# Source: c/templates/bad.yaml\nkind: Secret\nmetadata:\n  name: [unclosed\n---\n"
+            "# Source: c/templates/deploy.yaml\nkind: Deployment\nmetadata: {name: d1}\n---\n"
+            "# Source: c/templates/escaped.yaml\nkind: \"\\x44eployment\"\nmetadata: {name: d2}\n---\n"
+            "# Source: c/templates/list.yaml\nkind: List\nitems:\n- {kind: Deployment, metadata: {name: d3}}\n")
+    m = Manifest(text)
+    found = m.select("Deployment")
+    assert [o["metadata"]["name"] for o in found] == ["d1", "d2", "d3"], "an escaped kind and a List's items count"
+    assert m._parsed[0] is None and m._parsed[1] is None, "documents without the kind's name are not parsed"
+    assert m.source_of(found[1]) == "c/templates/escaped.yaml"
+    assert m.one("ConfigMap")["metadata"]["name"] == "cm"
+    with pytest.raises(ManifestError, match=r"c/templates/bad.yaml, line \d+"):
+        len(m)  # everything: the document that is not YAML fails it
