@@ -15,9 +15,6 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeDumper as DUMPER  # type: ignore[assignment]
     from yaml import SafeLoader as LOADER  # type: ignore[assignment]
 
-YAMLError = yaml.YAMLError
-
-
 def load(text: str) -> Any:
     """``yaml.safe_load(text)``; text that does not parse raises PyYAML's own error (its wording, which
     messages quote, is not libyaml's)."""

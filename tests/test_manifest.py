@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from chartproof import manifest as manifest_module
+from chartproof import yamlio
 from chartproof.manifest import (
     PARTS_FROM,
     Manifest,
@@ -126,7 +127,7 @@ LARGE = [  # documents past PARTS_FROM, parsed key by key where that means the s
 def test_large_documents_parse_as_pyyaml_parses_them_whole(text, monkeypatch):
     assert len(text) >= PARTS_FROM
     try:
-        expected = [prune(d) for d in yaml.load_all(text, Loader=manifest_module._Loader)]
+        expected = [prune(d) for d in yaml.load_all(text, Loader=yamlio.LOADER)]
     except yaml.YAMLError:
         expected = None
     for _ in range(2):  # parsed, then parts remembered (a new document sharing parts with the first)
@@ -137,7 +138,7 @@ def test_large_documents_parse_as_pyyaml_parses_them_whole(text, monkeypatch):
                     manifest_module._PARSED.load(variant)
                 continue
             found = manifest_module._PARSED.load(variant)
-            wanted = expected if variant == text else [prune(d) for d in yaml.load_all(variant, Loader=manifest_module._Loader)]
+            wanted = expected if variant == text else [prune(d) for d in yaml.load_all(variant, Loader=yamlio.LOADER)]
             assert repr(found) == repr(wanted)  # the same values, keys in the same order
 
 
@@ -238,7 +239,7 @@ PLAIN_AND_UNUSUAL = [  # what the fast construction builds itself, and what it l
 @pytest.mark.parametrize("text", PLAIN_AND_UNUSUAL + [t for _, t, _ in CORPUS] + [t for _, t in LARGE] + [big_crd(40)])
 def test_fast_construction_is_pyyamls(text):
     try:
-        expected: object = repr([prune(d) for d in yaml.load_all(text, Loader=manifest_module._Loader)])
+        expected: object = repr([prune(d) for d in yaml.load_all(text, Loader=yamlio.LOADER)])
     except yaml.YAMLError as exc:
         expected = f"error: {exc}"
     try:
@@ -250,8 +251,8 @@ def test_fast_construction_is_pyyamls(text):
 
 def test_fast_construction_leaves_only_unusual_nodes_to_pyyaml(monkeypatch):
     calls = []
-    original = manifest_module._Loader.construct_document
-    monkeypatch.setattr(manifest_module._Loader, "construct_document",
+    original = yamlio.LOADER.construct_document
+    monkeypatch.setattr(yamlio.LOADER, "construct_document",
                         lambda self, node: calls.append(node) or original(self, node))
     manifest_module.parse_documents(PLAIN_AND_UNUSUAL[0] + "---\n" + PLAIN_AND_UNUSUAL[1] + "---\n" + big_crd(40))
     assert calls == [], "plain documents are built without PyYAML's constructor"
