@@ -3,6 +3,7 @@ dead (not waited out), its logs are kept, and a fresh attempt brings the cluster
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -73,3 +74,23 @@ def test_a_pod_that_cannot_fit_the_fixed_nodes_stops_the_wait_early_with_the_sch
         provider.down(name)
     assert "cannot be placed on this cluster's fixed nodes" in message and "Insufficient nvidia.com/gpu" in message, message
     assert seconds < 90, f"the wait ran {seconds:.0f}s instead of stopping once the pod stayed unschedulable"
+
+
+def test_a_simulated_node_is_written_once_and_no_controller_rewrites_it():
+    """At 1,000 nodes, controllers rewriting every Node (the TTL controller's annotation, the node lifecycle
+    controller adding the beta os/arch labels a kubelet sets itself) were a fifth of the API server's writes."""
+    provider = EmbeddedProvider()
+    name = f"cp-written-{os.getpid()}"
+    cluster = provider.up(name, "ml.p5.48xlarge=1,cpu=1", owner="test")
+    try:
+        time.sleep(3)  # the TTL and node lifecycle controllers act within a second of a node's creation
+        nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json", "--show-managed-fields"))["items"]
+    finally:
+        provider.down(name)
+    writers = {n["metadata"]["name"]: sorted({f["manager"] for f in n["metadata"].get("managedFields", [])}) for n in nodes}
+    assert len(writers) == 2 and all(len(managers) == 1 for managers in writers.values()), (
+        f"expected each Node written by its creator alone, found writers {writers}")
+    for node in nodes:
+        labels = node["metadata"]["labels"]
+        assert labels.get("beta.kubernetes.io/os") == "linux" and labels.get("beta.kubernetes.io/arch") == "amd64", labels
+        assert "node.alpha.kubernetes.io/ttl" not in node["metadata"].get("annotations", {}), node["metadata"]

@@ -151,6 +151,10 @@ def node_objects(groups: list[NodeGroup], *, simulated: bool = True, name_prefix
                         "kubernetes.io/hostname": name,
                         "kubernetes.io/os": "linux",
                         "kubernetes.io/arch": "amd64",
+                        # a kubelet sets the beta pair too; without them the node lifecycle controller patches
+                        # every node to add them (1,000 writes of 1,000 large Node objects)
+                        "beta.kubernetes.io/os": "linux",
+                        "beta.kubernetes.io/arch": "amd64",
                         "chartproof.dev/profile": dns_label(group.profile.name),
                         "type": "kwok" if simulated else "kind",
                     },
