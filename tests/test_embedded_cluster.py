@@ -8,6 +8,8 @@ import os
 import threading
 import time
 
+import pytest
+
 from chartproof.clusters.base import ClusterRecord
 from chartproof.clusters.embedded import EmbeddedProvider
 from chartproof.paths import cache_dir
@@ -49,12 +51,22 @@ def test_a_node_controller_that_dies_at_start_is_retried_not_waited_out():
     assert (cache_dir() / "failed-clusters" / f"{name}-attempt-1").is_dir(), "the failed attempt's logs were not kept"
 
 
-def test_a_pod_that_cannot_fit_the_fixed_nodes_stops_the_wait_early_with_the_schedulers_reason():
-    from chartproof.errors import WaitTimeout
-
+@pytest.fixture(scope="module")
+def two_node_cluster():
+    """One GPU node and one CPU node, shared by the tests below that only read nodes or use a namespace of their own."""
     provider = EmbeddedProvider()
     name = f"cp-fixed-{os.getpid()}"
     cluster = provider.up(name, "ml.p5.48xlarge=1,cpu=1", owner="test")
+    try:
+        yield cluster
+    finally:
+        provider.down(name)
+
+
+def test_a_pod_that_cannot_fit_the_fixed_nodes_stops_the_wait_early_with_the_schedulers_reason(two_node_cluster):
+    from chartproof.errors import WaitTimeout
+
+    cluster = two_node_cluster
     try:
         cluster.kubectl("create", "namespace", "fit")
         cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "big", "namespace": "fit"},
@@ -71,22 +83,16 @@ def test_a_pod_that_cannot_fit_the_fixed_nodes_stops_the_wait_early_with_the_sch
         else:
             raise AssertionError("a pod asking for 9 GPUs on an 8-GPU cluster became ready")
     finally:
-        provider.down(name)
+        cluster.kubectl("delete", "namespace", "fit", "--wait=false", check=False)
     assert "cannot be placed on this cluster's fixed nodes" in message and "Insufficient nvidia.com/gpu" in message, message
     assert seconds < 90, f"the wait ran {seconds:.0f}s instead of stopping once the pod stayed unschedulable"
 
 
-def test_a_simulated_node_is_written_once_and_no_controller_rewrites_it():
+def test_a_simulated_node_is_written_once_and_no_controller_rewrites_it(two_node_cluster):
     """At 1,000 nodes, controllers rewriting every Node (the TTL controller's annotation, the node lifecycle
     controller adding the beta os/arch labels a kubelet sets itself) were a fifth of the API server's writes."""
-    provider = EmbeddedProvider()
-    name = f"cp-written-{os.getpid()}"
-    cluster = provider.up(name, "ml.p5.48xlarge=1,cpu=1", owner="test")
-    try:
-        time.sleep(3)  # the TTL and node lifecycle controllers act within a second of a node's creation
-        nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json", "--show-managed-fields"))["items"]
-    finally:
-        provider.down(name)
+    time.sleep(3)  # the TTL and node lifecycle controllers act within a second of a node's creation
+    nodes = json.loads(two_node_cluster.kubectl("get", "nodes", "-o", "json", "--show-managed-fields"))["items"]
     writers = {n["metadata"]["name"]: sorted({f["manager"] for f in n["metadata"].get("managedFields", [])}) for n in nodes}
     assert len(writers) == 2 and all(len(managers) == 1 for managers in writers.values()), (
         f"expected each Node written by its creator alone, found writers {writers}")

@@ -47,12 +47,21 @@ START_ATTEMPTS = 2
 CLIENT_RATE = [{"key": "kube-api-qps", "value": "1000"}, {"key": "kube-api-burst", "value": "2000"}]
 # Nothing on a simulated node reads the annotation the TTL controller keeps on every Node (a kubelet's cache
 # lifetime for secrets and config maps), and it rewrites all of them each time the node count crosses one of
-# its steps (100, 500, 1,000 nodes): 2,000 of the 11,000 writes of 1,000 nodes with 1,000 pods.
+# its steps (100, 500, 1,000 nodes); with the beta labels nodes.py now registers, 2,223 of the 3,224 Node
+# patches of 1,000 nodes with 1,000 pods.
 CONTROLLERS = [{"key": "controllers", "value": "*,-ttl"}]
 # The control plane's collector runs at a quarter of Go's default pace (heap growth 400% between collections,
 # up to 2 GiB a process): at 1,000 nodes with 1,000 pods the API server spent an eighth of its CPU in it, on
-# two cores shared with everything else; it doubles resident memory (API server 470 -> 930 MiB there).
+# two cores shared with everything else; it about doubles resident memory (API server 517 -> 865 MiB there).
 GO_RUNTIME = [{"name": "GOGC", "value": "400"}, {"name": "GOMEMLIMIT", "value": "2GiB"}]
+# kwokctl's component names, and the flags each runs with besides kwokctl's own.
+COMPONENT_ARGS = {
+    "etcd": [],
+    "kube-apiserver": [],
+    "kube-controller-manager": [{"key": "enable-hostpath-provisioner", "value": "true"}, *CLIENT_RATE, *CONTROLLERS],
+    "kube-scheduler": CLIENT_RATE,
+    "kwok-controller": [],
+}
 
 
 def free_ports(count: int) -> list[int]:
@@ -105,13 +114,8 @@ class EmbeddedProvider(ClusterProvider):
             "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
             "kind": "KwokctlConfiguration",
             "options": options,
-            "componentsPatches": [
-                {"name": "kube-controller-manager",
-                 "extraArgs": [{"key": "enable-hostpath-provisioner", "value": "true"}, *CLIENT_RATE, *CONTROLLERS],
-                 "extraEnvs": GO_RUNTIME},
-                {"name": "kube-scheduler", "extraArgs": CLIENT_RATE, "extraEnvs": GO_RUNTIME},
-                *({"name": name, "extraEnvs": GO_RUNTIME} for name in ("kube-apiserver", "etcd", "kwok-controller")),
-            ],
+            "componentsPatches": [{"name": name, "extraArgs": args, "extraEnvs": GO_RUNTIME}
+                                  for name, args in COMPONENT_ARGS.items()],
         }
         docs = [yamlio.dump(config, sort_keys=False)]
         docs += [path.read_text() for path in sorted(STAGES_DIR.glob("*.yaml"))]
