@@ -65,6 +65,7 @@ def two_node_cluster():
 
 def test_a_pod_that_cannot_fit_the_fixed_nodes_stops_the_wait_early_with_the_schedulers_reason(two_node_cluster):
     from chartproof.errors import WaitTimeout
+    from chartproof.kube import KubectlError
 
     cluster = two_node_cluster
     try:
@@ -83,7 +84,10 @@ def test_a_pod_that_cannot_fit_the_fixed_nodes_stops_the_wait_early_with_the_sch
         else:
             raise AssertionError("a pod asking for 9 GPUs on an 8-GPU cluster became ready")
     finally:
-        cluster.kubectl("delete", "namespace", "fit", "--wait=false", check=False)
+        try:
+            cluster.kubectl.delete("namespace", "fit")  # not waited for: the next test only reads nodes
+        except KubectlError:
+            pass  # the module's cluster goes down with it
     assert "cannot be placed on this cluster's fixed nodes" in message and "Insufficient nvidia.com/gpu" in message, message
     assert seconds < 90, f"the wait ran {seconds:.0f}s instead of stopping once the pod stayed unschedulable"
 
