@@ -118,8 +118,7 @@ def keda_crds_on(cluster, toolchain, timeout: float = 60):
     created = [name for name in names if not cluster.kubectl.exists("customresourcedefinition", name)]
     try:
         cluster.kubectl.apply(crds, server_side=True)
-        cluster.kubectl("wait", "--for=condition=Established", f"--timeout={int(timeout)}s",
-                        *[f"crd/{name}" for name in names], timeout=timeout + 30)
+        cluster.kubectl.wait_established(names, timeout=timeout)
         cluster.wait_crds_served(names, timeout=timeout)
         yield names
     finally:

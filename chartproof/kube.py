@@ -117,6 +117,35 @@ class Kubectl:
             return False
         return True
 
+    def wait_established(self, crds: list[str], timeout: float = 60) -> None:
+        """Until every CRD of ``crds`` (names) has its Established condition True. Unlike ``kubectl wait
+        --for=condition=Established``, which fails at once on a CRD the API server has stored but not yet given
+        a status ("<nil> is of the type <nil>"), a CRD without conditions is simply not there yet. Stops at once
+        when the server refuses a CRD's names (NamesAccepted False: another CRD owns them), with its message."""
+        pending = list(crds)
+        conditions: dict[str, dict[str, dict]] = {}
+
+        def established() -> bool:
+            for name in pending:
+                status = self.get_json("customresourcedefinition", name).get("status") or {}
+                conditions[name] = {c.get("type"): c for c in status.get("conditions") or []}
+            pending[:] = [name for name in pending if conditions[name].get("Established", {}).get("status") != "True"]
+            return not pending
+
+        def give_up() -> str | None:
+            refused = [(name, conditions.get(name, {}).get("NamesAccepted", {})) for name in pending]
+            return "; ".join(f"{name}: {c.get('reason')}: {c.get('message')}" for name, c in refused
+                             if c.get("status") == "False") or None
+
+        def explain() -> str:
+            def shown(name: str) -> str:
+                found = conditions.get(name) or {}
+                return ", ".join(f"{kind}={c.get('status')}" for kind, c in found.items()) or "no conditions yet"
+            return "; ".join(f"{name}: {shown(name)}" for name in pending)
+
+        wait_for(established, timeout=timeout, what=f"CRDs {', '.join(crds)} Established", interval=0.05,
+                 explain=explain, give_up=give_up)
+
     def exists(self, kind: str, name: str, namespace: str | None = None) -> bool:
         api = self._api_for(kind)
         if api is not None:

@@ -315,8 +315,7 @@ def install_crds(kubectl: Kubectl, directory: Path, timeout: float = 60) -> list
     crds = load_crds(directory)
     names = [crd["metadata"]["name"] for crd in crds]
     kubectl.apply(crds, server_side=True)
-    kubectl("wait", "--for=condition=Established", f"--timeout={int(timeout)}s",
-            *[f"crd/{name}" for name in names], timeout=timeout + 30)
+    kubectl.wait_established(names, timeout=timeout)
     return names
 
 

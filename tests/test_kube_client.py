@@ -40,7 +40,7 @@ def fresh_crd(cluster, plural: str) -> str:
     """A CRD made and Established (kind: the plural capitalized, without its last letter), none of whose
     objects anybody has listed yet."""
     cluster.kubectl.apply(crd(plural, plural.capitalize()[:-1]))
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{plural}.example.chartproof.dev", "--timeout=60s")
+    cluster.kubectl.wait_established([f"{plural}.example.chartproof.dev"])
     return f"{plural}.example.chartproof.dev"
 
 
@@ -58,8 +58,7 @@ def cluster():
         kubectl = cluster.kubectl
         kubectl("create", "namespace", "reads")
         kubectl.apply([pod("one", "reads"), pod("two", "reads"), WIDGET_CRD, crd("gizmos", "Gizmo", "Cluster")])
-        kubectl("wait", "--for=condition=Established", "crd/widgets.example.chartproof.dev",
-                "crd/gizmos.example.chartproof.dev", "--timeout=60s")
+        kubectl.wait_established(["widgets.example.chartproof.dev", "gizmos.example.chartproof.dev"])
         kubectl.apply([{"apiVersion": "example.chartproof.dev/v1", "kind": "Widget",
                         "metadata": {"name": "w1", "namespace": "reads", "labels": {"app": "reads"}}, "size": 3},
                        {"apiVersion": "example.chartproof.dev/v1", "kind": "Gizmo", "metadata": {"name": "g1"}}])
@@ -220,6 +219,32 @@ def test_waiting_for_crds_to_be_served_returns_once_listable_and_times_out_on_a_
     assert time.monotonic() - started < 30
     with pytest.raises(WaitTimeout, match="nosuchthings.example.chartproof.dev listable"):
         cluster.wait_crds_served(["nosuchthings.example.chartproof.dev"], timeout=1)
+
+
+def test_waiting_for_crds_to_be_established_outlasts_a_crd_stored_without_conditions(cluster):
+    """The API server stores a new CRD with ``conditions: null`` and writes its conditions about 50 ms later;
+    ``kubectl wait --for=condition=Established`` fails on that state ("<nil> is of the type <nil>"). Created
+    through the client and read at once, most of these CRDs are caught in it; the wait sees each through."""
+    kubectl = cluster.kubectl
+    caught_bare = 0
+    for n in range(10):
+        name = f"bares{n}.example.chartproof.dev"
+        kubectl.create([crd(f"bares{n}", f"Bare{n}")])
+        caught_bare += (kubectl.get_json("crd", name).get("status") or {}).get("conditions") is None
+        kubectl.wait_established([name], timeout=30)
+        conditions = {c["type"]: c["status"] for c in kubectl.get_json("crd", name)["status"]["conditions"]}
+        assert conditions.get("Established") == "True", conditions
+    assert caught_bare, "no CRD was read before its conditions were written: the race this test is about never came"
+
+
+def test_waiting_for_a_crd_whose_names_are_taken_stops_at_once_with_the_servers_reason(cluster):
+    kubectl = cluster.kubectl
+    kubectl.create([crd("twinwidgets", "Widget")])  # widgets.example.chartproof.dev has the kind already
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout, match=r"twinwidgets.example.chartproof.dev Established cannot be reached: "
+                                          r"twinwidgets.example.chartproof.dev: \w*KindConflict: .*WidgetList.* is already in use"):
+        kubectl.wait_established(["twinwidgets.example.chartproof.dev"], timeout=30)
+    assert time.monotonic() - started < 10
 
 
 @pytest.fixture
