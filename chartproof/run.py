@@ -25,7 +25,7 @@ from chartproof.clusters import Cluster, ClusterRecord, provider_for
 from chartproof.clusters.existing import detect_simulated
 from chartproof.clusters.pool import ClusterPool
 from chartproof.errors import ChartproofError, UsageError
-from chartproof.helm import Helm, load_values_file
+from chartproof.helm import Helm, load_values_file, skips_client_validation
 from chartproof.kube import KubectlError
 from chartproof.paths import REPORTS
 from chartproof.redaction import REDACTOR
@@ -149,7 +149,7 @@ class Run:
             return self.helm
         if cluster.name not in self._helms:
             bound = copy.copy(self.helm)
-            bound.kubeconfig, bound.context = cluster.kubeconfig, cluster.context
+            self._bind(bound, cluster)
             self._helms[cluster.name] = bound
         return self._helms[cluster.name]
 
@@ -205,9 +205,18 @@ class Run:
         if provider.name == "existing":
             cluster.simulated = json.loads(self.cluster_state.read_text())["info"].get("simulated", False)
         self._cluster = cluster
-        self.helm.kubeconfig = cluster.kubeconfig
-        self.helm.context = cluster.context
+        self._bind(self.helm, cluster)
         return cluster
+
+    def _bind(self, helm: Helm, cluster: Cluster) -> None:
+        """Point ``helm`` at ``cluster``, and tell it whether that cluster validates fields for it."""
+        helm.kubeconfig, helm.context = cluster.kubeconfig, cluster.context
+        try:
+            server = cluster.server_version()
+        except ChartproofError:
+            server = ""  # unreachable now: helm's own check stays, and helm reports the cluster itself
+        version = self.toolchain.pins[helm_pin(self.toolchain.pins, self.options.helm_version)].version
+        helm.server_checks_fields = skips_client_validation(version, server)
 
     def _cluster_pool(self) -> ClusterPool:
         if self._pool is None:
