@@ -332,11 +332,11 @@ def pod(name: str, image: str, command: Sequence[str], *, annotations: Mapping[s
 
 
 def start_pod(cluster, namespace: str, manifest: dict, timeout: int = 300) -> str:
-    """Create a Pod and wait until it is Ready (image pulled, running)."""
+    """Create a Pod and wait until it is Ready (image pulled, running); an image that cannot be pulled or a
+    crash loop stops the wait at once with its reason."""
     name = manifest["metadata"]["name"]
     cluster.kubectl.apply(manifest, namespace=namespace)
-    cluster.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "-n", namespace, f"--timeout={timeout}s",
-                    timeout=timeout + 30)
+    cluster.wait_ready(objects=[("Pod", name, namespace)], timeout=timeout)
     return name
 
 
