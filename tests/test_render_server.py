@@ -284,17 +284,23 @@ def test_pin_links_the_pinned_helm():
 
 @pytest.mark.skipif(shutil.which("go") is None, reason="no Go toolchain here: the renderer's own tests are Go tests")
 def test_the_renderers_go_tests_pass(tmp_path):
-    """chartproof-render's Go tests: its split of a file into documents is helm's (200,000 generated files and
-    hand-made edge cases), and its share of each file is SortManifests'. A copy is tested: go.sum stays as it is."""
+    """chartproof-render's Go tests, in each of its modules: its split of a file into documents is helm's
+    (200,000 generated files and hand-made edge cases), its share of each file is SortManifests', and valuecopy's
+    deep copy, which stands in for copystructure in its build, returns what copystructure returns. A copy is
+    tested: go.sum stays as it is."""
     from chartproof.toolchain.gobuild import go_binary, go_env
 
     work = tmp_path / "chartproof-render"
     shutil.copytree(load_pins()[render_server.TOOL].source_dir, work)
     # -trimpath as the toolchain builds it: the helm SDK packages come from the Go build cache that build filled
     # (measured with a Go cache holding only the renderer's build: 19 s with it, 105 s without, 210 s in a CI run).
-    proc = subprocess.run([go_binary(), "test", "-trimpath", "-count=1", "./..."], cwd=work, env=go_env(),
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"go test of {render_server.TOOL} failed:\n{(proc.stdout + proc.stderr)[-4000:]}"
+    modules = sorted(gomod.parent for gomod in work.rglob("go.mod"))
+    assert work / "valuecopy" in modules, f"expected the valuecopy module among {modules}"
+    for module in modules:
+        proc = subprocess.run([go_binary(), "test", "-trimpath", "-count=1", "./..."], cwd=module, env=go_env(),
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, \
+            f"go test of {module.relative_to(tmp_path)} failed:\n{(proc.stdout + proc.stderr)[-4000:]}"
 
 
 def test_renderer_reports_its_pinned_version(renderer_binary):
