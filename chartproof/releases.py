@@ -9,12 +9,18 @@ later install of the chart fail on helm's ownership check), and then reports the
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import Any
 
 from chartproof.errors import RenderError, WaitTimeout
 from chartproof.helm import ReleaseRecord
 from chartproof.kube import KubectlError, wait_for
 from chartproof.manifest import Manifest, ref
+
+# Kubernetes' namespace controller waits this long after a namespace's deletion before it empties it
+# (namespaceDeletionGracePeriod in pkg/controller/namespace, a constant: no flag changes it).
+NAMESPACE_DELETION_GRACE_S = 5.0
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume",
                   "StorageClass", "PriorityClass", "APIService", "MutatingWebhookConfiguration",
@@ -127,6 +133,25 @@ class Release:
                                  f"(removed by the suite afterwards): {', '.join(names)}")
         return names
 
+    def _namespace_grace_left(self, name: str) -> float | None:
+        """None when namespace ``name`` is gone; else the seconds left of the namespace controller's grace
+        (NAMESPACE_DELETION_GRACE_S after its deletionTimestamp, by this machine's clock, never more than the
+        whole grace from now), 0 when it is not being deleted or its grace is over."""
+        try:
+            found = self.cluster.kubectl.get_json("namespace", name)
+        except KubectlError as exc:
+            if exc.not_found:
+                return None
+            raise
+        stamp = (found.get("metadata") or {}).get("deletionTimestamp")
+        if not stamp:
+            return 0.0
+        try:
+            deleted = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return 0.0
+        return max(0.0, min(NAMESPACE_DELETION_GRACE_S, deleted + NAMESPACE_DELETION_GRACE_S - time.time()))
+
     def _exists(self, kind: str, name: str, namespace: str | None) -> bool:
         try:
             return self.cluster.kubectl.exists(kind, name, namespace)
@@ -137,13 +162,25 @@ class Release:
 
     def _wait_gone(self, created, timeout: float) -> list[tuple[str, str, str | None]]:
         """Until every object of ``created`` is gone (or ``timeout``); what is still there then. A look stops
-        at the first object still there (the namespaces a release made go last: Kubernetes' namespace
-        controller waits 5 s before it empties one), so looks are cheap and come every 0.1 s."""
+        at the first object still there, so looks are cheap and come every 0.1 s. The namespaces a release made
+        go last: Kubernetes' namespace controller leaves a deleted namespace alone for 5 s before it empties it,
+        so a namespace being deleted is not looked at again before then (one read, not fifty)."""
         pending = list(created)
+        quiet_until = [0.0]  # monotonic time before which a look would only find the namespace still there
 
         def gone() -> bool:
+            if time.monotonic() < quiet_until[0]:
+                return False
             while pending:
-                if self._exists(*pending[0]):
+                kind, name, namespace = pending[0]
+                if kind == "Namespace":
+                    left = self._namespace_grace_left(name)
+                    if left is None:
+                        pending.pop(0)
+                        continue
+                    quiet_until[0] = time.monotonic() + left
+                    return False
+                if self._exists(kind, name, namespace):
                     return False
                 pending.pop(0)
             return True

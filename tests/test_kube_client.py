@@ -392,3 +392,28 @@ def test_a_wait_that_times_out_explains_what_is_not_ready(cluster):
     assert message.startswith("readiness of 2 objects not reached within 3s: Pod stuck in stuck: Pending; "
                               "Deployment ghost in stuck: not found; "), message
     assert "pod stuck: 0/2 nodes are available" in message and "node affinity/selector" in message, message
+
+
+def test_an_uninstall_leaves_a_namespace_being_deleted_alone_for_the_namespace_controllers_grace(cluster, monkeypatch):
+    """The namespace controller empties a deleted namespace only NAMESPACE_DELETION_GRACE_S after its deletion;
+    the uninstall's wait reads it once, then again once the grace is over, not ten times a second meanwhile."""
+    from chartproof.releases import NAMESPACE_DELETION_GRACE_S, Release
+
+    kubectl = cluster.kubectl
+    kubectl("create", "namespace", "graceful")
+    release = Release(None, cluster, "chart", "release", "default")
+    assert release._namespace_grace_left("no-such-namespace") is None
+    assert release._namespace_grace_left("graceful") == 0.0, "a namespace not being deleted has no grace left"
+    kubectl.delete("namespace", "graceful")
+    reads: list[float] = []  # when each request to the API server was made
+    api = type(kubectl.api)
+    real_request = api.request
+    monkeypatch.setattr(api, "request", lambda self, *a, **k: reads.append(time.monotonic()) or real_request(self, *a, **k))
+    started = time.monotonic()
+    left = release._namespace_grace_left("graceful")
+    assert left is not None and NAMESPACE_DELETION_GRACE_S - 2 <= left <= NAMESPACE_DELETION_GRACE_S, left
+    assert release._wait_gone([("Namespace", "graceful", None)], timeout=60) == []
+    waited = time.monotonic() - started
+    assert waited >= left - 1.5, f"the namespace went after {waited:.1f} s, before its grace ({left:.1f} s) was over"
+    during_grace = [t for t in reads[1:] if t < started + left - 0.5]
+    assert len(during_grace) <= 1, f"{len(during_grace)} reads during the namespace's {left:.1f} s grace (of {len(reads)} in all)"
