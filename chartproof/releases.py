@@ -166,10 +166,11 @@ class Release:
         go last: Kubernetes' namespace controller leaves a deleted namespace alone for 5 s before it empties it,
         so a namespace being deleted is not looked at again before then (one read, not fifty)."""
         pending = list(created)
-        quiet_until = [0.0]  # monotonic time before which a look would only find the namespace still there
+        quiet_until = 0.0  # monotonic time before which a look would only find the namespace still there
 
         def gone() -> bool:
-            if time.monotonic() < quiet_until[0]:
+            nonlocal quiet_until
+            if time.monotonic() < quiet_until:
                 return False
             while pending:
                 kind, name, namespace = pending[0]
@@ -178,7 +179,7 @@ class Release:
                     if left is None:
                         pending.pop(0)
                         continue
-                    quiet_until[0] = time.monotonic() + left
+                    quiet_until = time.monotonic() + left
                     return False
                 if self._exists(kind, name, namespace):
                     return False

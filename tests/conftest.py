@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,21 @@ def run_pytest(tmp_path: Path, test_source: str, *args: str, env: dict | None = 
                            "--report-dir", str(tmp_path / "reports"), str(tmp_path / "test_inner.py"), *args],
                           capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout,
                           cwd=tmp_path)
+
+
+@contextlib.contextmanager
+def embedded_cluster(purpose: str, shape: str) -> Iterator:
+    """An embedded cluster of ``shape`` for the block (a test module's fixture yields inside it), named
+    ``cp-PURPOSE-PID`` and owned by the tests; it is stopped after the block, whatever happened in it."""
+    from chartproof.clusters.embedded import EmbeddedProvider
+
+    provider = EmbeddedProvider()
+    name = f"cp-{purpose}-{os.getpid()}"
+    cluster = provider.up(name, shape, owner="test")
+    try:
+        yield cluster
+    finally:
+        provider.down(name)
 
 
 @pytest.fixture(autouse=True)

@@ -6,16 +6,14 @@ certification installs, tests and removes only what it created."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from chartproof.clusters.embedded import EmbeddedProvider
 from chartproof.clusters.nodes import DHC_LABEL, HEALTH_LABEL
 from chartproof.kube import wait_for
 from chartproof.run import RUN_LABEL
-from tests.conftest import run_cli
+from tests.conftest import embedded_cluster, run_cli
 
 SHAPE = "ml.p5.48xlarge=2,ml.p5.48xlarge:mislabelled=1,ml.trn1.32xlarge=1,cpu=1"
 MISLABELLED = "ml-p5-48xlarge-mislabelled-0"  # says p5 (8 GPUs), has 4
@@ -34,10 +32,7 @@ def device_plugin(name: str, image: str) -> dict:
 
 @pytest.fixture(scope="module")
 def hyperpod_cluster():
-    provider = EmbeddedProvider()
-    name = f"cp-certify-{os.getpid()}"
-    cluster = provider.up(name, SHAPE, owner="test")
-    try:
+    with embedded_cluster("certify", SHAPE) as cluster:
         cluster.kubectl("create", "namespace", "device-plugins")
         cluster.apply([device_plugin("nvidia-device-plugin", "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"),
                        device_plugin("neuron-device-plugin", "public.ecr.aws/neuron/neuron-device-plugin:2.22.4.0")])
@@ -45,8 +40,6 @@ def hyperpod_cluster():
                              if (p.get("status") or {}).get("phase") == "Running") >= 10,
                  timeout=120, what="device plugin stand-ins Running on every node")
         yield cluster
-    finally:
-        provider.down(name)
 
 
 def certify(cluster, tmp_path: Path, *args: str):

@@ -13,6 +13,7 @@ import pytest
 from chartproof.clusters.base import ClusterRecord
 from chartproof.clusters.embedded import EmbeddedProvider
 from chartproof.paths import cache_dir
+from tests.conftest import embedded_cluster
 
 
 def test_a_node_controller_that_dies_at_start_is_retried_not_waited_out():
@@ -54,13 +55,8 @@ def test_a_node_controller_that_dies_at_start_is_retried_not_waited_out():
 @pytest.fixture(scope="module")
 def two_node_cluster():
     """One GPU node and one CPU node, shared by the tests below that only read nodes or use a namespace of their own."""
-    provider = EmbeddedProvider()
-    name = f"cp-fixed-{os.getpid()}"
-    cluster = provider.up(name, "ml.p5.48xlarge=1,cpu=1", owner="test")
-    try:
+    with embedded_cluster("fixed", "ml.p5.48xlarge=1,cpu=1") as cluster:
         yield cluster
-    finally:
-        provider.down(name)
 
 
 def test_a_pod_that_cannot_fit_the_fixed_nodes_stops_the_wait_early_with_the_schedulers_reason(two_node_cluster):

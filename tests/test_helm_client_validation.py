@@ -6,7 +6,6 @@ ends (same exit, same error, same warnings), and it skips helm's check only wher
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -14,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from chartproof.charts import ChartCatalog
-from chartproof.clusters.embedded import EmbeddedProvider
 from chartproof.helm import NO_CLIENT_VALIDATION, Helm, has_v1_list, skips_client_validation
 from chartproof.redaction import Redactor
 from chartproof.toolchain import Toolchain
+from tests.conftest import embedded_cluster
 
 CONFIG_MAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  bogus: 1\ndata:\n  a: \"1\"\n"
 CHARTS = {
@@ -65,13 +64,8 @@ def _outcome(result) -> tuple:
 
 @pytest.fixture(scope="module")
 def cluster():
-    provider = EmbeddedProvider()
-    name = f"cp-validation-{os.getpid()}"
-    cluster = provider.up(name, "cpu=1", owner="test")
-    try:
+    with embedded_cluster("validation", "cpu=1") as cluster:
         yield cluster
-    finally:
-        provider.down(name)
 
 
 @pytest.mark.parametrize("name", sorted(CHARTS))

@@ -14,9 +14,9 @@ import time
 import pytest
 
 from chartproof import waiters
-from chartproof.clusters.embedded import EmbeddedProvider
 from chartproof.errors import WaitTimeout
 from chartproof.kube import ApiReader, KubectlError
+from tests.conftest import embedded_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -51,10 +51,7 @@ def pod(name: str, namespace: str, **spec) -> dict:
 
 @pytest.fixture(scope="module")
 def cluster():
-    provider = EmbeddedProvider()
-    name = f"cp-kube-{os.getpid()}"
-    cluster = provider.up(name, "ml.p5.48xlarge=1,cpu=1", owner="test")
-    try:
+    with embedded_cluster("kube", "ml.p5.48xlarge=1,cpu=1") as cluster:
         kubectl = cluster.kubectl
         kubectl("create", "namespace", "reads")
         kubectl.apply([pod("one", "reads"), pod("two", "reads"), WIDGET_CRD, crd("gizmos", "Gizmo", "Cluster")])
@@ -64,8 +61,6 @@ def cluster():
                        {"apiVersion": "example.chartproof.dev/v1", "kind": "Gizmo", "metadata": {"name": "g1"}}])
         cluster.wait_ready(objects=[("Pod", "one", "reads"), ("Pod", "two", "reads")], timeout=60)
         yield cluster
-    finally:
-        provider.down(name)
 
 
 def kubectl_json(cluster, *args: str) -> dict:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chartproof.clusters.embedded import EmbeddedProvider
 from chartproof.clusters.existing import (
     ExistingProvider,
     Kubeconfig,
@@ -21,7 +20,7 @@ from chartproof.clusters.existing import (
     single_context_kubeconfig,
 )
 from chartproof.errors import ClusterUnreachableError, UsageError, WrongContextError
-from tests.conftest import run_cli, run_pytest
+from tests.conftest import embedded_cluster, run_cli, run_pytest
 
 DEAD_TOKEN = "dead-token-5b1e0c"
 
@@ -138,13 +137,8 @@ def test_cli_errors_name_every_file_of_the_list(two_files, tmp_path):
 # -- on a real cluster -------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def embedded():
-    provider = EmbeddedProvider()
-    name = f"cp-kubecfg-{os.getpid()}"
-    cluster = provider.up(name, "ml.p5.48xlarge=1,cpu=1", owner="test")
-    try:
+    with embedded_cluster("kubecfg", "ml.p5.48xlarge=1,cpu=1") as cluster:
         yield cluster
-    finally:
-        provider.down(name)
 
 
 def embedded_context(cluster) -> str:

@@ -9,7 +9,6 @@ import pytest
 import yaml
 
 from chartproof import preflight
-from chartproof.clusters.embedded import EmbeddedProvider
 from chartproof.clusters.nodes import HEALTH_LABEL, load_profiles, node_objects, parse_shape
 from chartproof.errors import ChartproofError, UsageError
 from chartproof.helm import merge_values
@@ -26,6 +25,7 @@ from chartproof.preflight import (
     run_checks,
     version_satisfies,
 )
+from tests.conftest import embedded_cluster
 
 ADAPTIVE_META = yaml.safe_load((CHARTS / "adaptive" / "Chart.yaml").read_text())
 ADAPTIVE_DEFAULTS = yaml.safe_load((CHARTS / "adaptive" / "values.yaml").read_text())
@@ -377,12 +377,8 @@ def running_on(kubectl, app: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def hyperpod_cluster():
-    provider = EmbeddedProvider()
-    cluster = provider.up(None, HYPERPOD_SHAPE, owner="test")
-    try:
+    with embedded_cluster("preflight", HYPERPOD_SHAPE) as cluster:
         yield cluster
-    finally:
-        provider.down(cluster.name)
 
 
 @pytest.mark.cluster

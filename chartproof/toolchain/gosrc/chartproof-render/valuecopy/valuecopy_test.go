@@ -109,78 +109,54 @@ func TestCopyIsWhatCopystructureReturns(t *testing.T) {
 }
 
 // sameShape: what DeepEqual does not see, a slice's capacity, is copystructure's too.
-func sameShape(t *testing.T, at string, a, b reflect.Value) {
+func sameShape(t *testing.T, at string, got, want reflect.Value) {
 	t.Helper()
-	if !a.IsValid() || !b.IsValid() {
-		return
-	}
-	switch a.Kind() {
-	case reflect.Interface, reflect.Pointer:
-		if !a.IsNil() && !b.IsNil() {
-			sameShape(t, at, a.Elem(), b.Elem())
-		}
-	case reflect.Slice:
-		if a.Cap() != b.Cap() {
+	pairs(at, got, want, func(at string, a, b reflect.Value) {
+		if a.Kind() == reflect.Slice && a.Cap() != b.Cap() {
 			t.Errorf("%s: capacity %d, copystructure gives %d", at, a.Cap(), b.Cap())
 		}
-		for i := 0; i < a.Len() && i < b.Len(); i++ {
-			sameShape(t, fmt.Sprintf("%s[%d]", at, i), a.Index(i), b.Index(i))
-		}
-	case reflect.Map:
-		for _, k := range a.MapKeys() {
-			sameShape(t, fmt.Sprintf("%s[%v]", at, k), a.MapIndex(k), b.MapIndex(k))
-		}
-	case reflect.Struct:
-		for i := 0; i < a.NumField(); i++ {
-			if a.Type().Field(i).IsExported() {
-				sameShape(t, at+"."+a.Type().Field(i).Name, a.Field(i), b.Field(i))
-			}
-		}
-	}
+	})
 }
 
 // unshared: no map, slice or pointer of the copy is the original's (a shallow field excepted, on purpose).
-func unshared(t *testing.T, at string, c, o reflect.Value) {
+func unshared(t *testing.T, at string, copied, original reflect.Value) {
 	t.Helper()
-	if !c.IsValid() || !o.IsValid() {
-		return
-	}
-	switch c.Kind() {
-	case reflect.Interface:
-		if !c.IsNil() && !o.IsNil() {
-			unshared(t, at, c.Elem(), o.Elem())
-		}
-	case reflect.Pointer, reflect.Map, reflect.Slice:
-		if c.IsNil() || o.IsNil() {
-			return
-		}
-		if c.Kind() != reflect.Slice || c.Cap() > 0 {
-			if c.Pointer() == o.Pointer() {
+	pairs(at, copied, original, func(at string, c, o reflect.Value) {
+		switch c.Kind() {
+		case reflect.Pointer, reflect.Map, reflect.Slice:
+			if !c.IsNil() && !o.IsNil() && (c.Kind() != reflect.Slice || c.Cap() > 0) && c.Pointer() == o.Pointer() {
 				t.Errorf("%s: the copy shares the original's %s", at, c.Kind())
 			}
 		}
-		switch c.Kind() {
-		case reflect.Pointer:
-			unshared(t, at, c.Elem(), o.Elem())
-		case reflect.Slice:
-			for i := 0; i < c.Len(); i++ {
-				unshared(t, fmt.Sprintf("%s[%d]", at, i), c.Index(i), o.Index(i))
-			}
-		case reflect.Map:
-			for _, k := range c.MapKeys() {
-				unshared(t, fmt.Sprintf("%s[%v]", at, k), c.MapIndex(k), o.MapIndex(k))
-			}
+	})
+}
+
+// pairs walks two values of the same shape side by side, calling visit on each pair it reaches: through
+// interfaces and pointers, slice and array elements, map values (by the first value's keys) and exported
+// struct fields other than shallow ones.
+func pairs(at string, a, b reflect.Value, visit func(at string, a, b reflect.Value)) {
+	if !a.IsValid() || !b.IsValid() {
+		return
+	}
+	visit(at, a, b)
+	switch a.Kind() {
+	case reflect.Interface, reflect.Pointer:
+		if !a.IsNil() && !b.IsNil() {
+			pairs(at, a.Elem(), b.Elem(), visit)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < a.Len() && i < b.Len(); i++ {
+			pairs(fmt.Sprintf("%s[%d]", at, i), a.Index(i), b.Index(i), visit)
+		}
+	case reflect.Map:
+		for _, k := range a.MapKeys() {
+			pairs(fmt.Sprintf("%s[%v]", at, k), a.MapIndex(k), b.MapIndex(k), visit)
 		}
 	case reflect.Struct:
-		for i := 0; i < c.NumField(); i++ {
-			f := c.Type().Field(i)
-			if f.IsExported() && f.Tag.Get(tagKey) != "shallow" {
-				unshared(t, at+"."+f.Name, c.Field(i), o.Field(i))
+		for i := 0; i < a.NumField(); i++ {
+			if f := a.Type().Field(i); f.IsExported() && f.Tag.Get(tagKey) != "shallow" {
+				pairs(at+"."+f.Name, a.Field(i), b.Field(i), visit)
 			}
-		}
-	case reflect.Array:
-		for i := 0; i < c.Len(); i++ {
-			unshared(t, fmt.Sprintf("%s[%d]", at, i), c.Index(i), o.Index(i))
 		}
 	}
 }
