@@ -285,9 +285,11 @@ def test_pin_links_the_pinned_helm():
 @pytest.mark.skipif(shutil.which("go") is None, reason="no Go toolchain here: the renderer's own tests are Go tests")
 def test_the_renderers_go_tests_pass(tmp_path):
     """chartproof-render's Go tests, in each of its modules: its split of a file into documents is helm's
-    (200,000 generated files and hand-made edge cases), its share of each file is SortManifests', and valuecopy's
-    deep copy, which stands in for copystructure in its build, returns what copystructure returns. A copy is
-    tested: go.sum stays as it is."""
+    (200,000 generated files and hand-made edge cases), its share of each file is SortManifests', its template
+    engine renders what helm's engine.Render renders (this repository's charts under every scenario, and small
+    charts for one behaviour each, errors included) and its toYaml writes what sigs.k8s.io/yaml writes, and
+    valuecopy's deep copy, which stands in for copystructure in its build, returns what copystructure returns.
+    A copy is tested (go.sum stays as it is); the engine's comparison reads the charts of this checkout."""
     from chartproof.toolchain.gobuild import go_binary, go_env
 
     work = tmp_path / "chartproof-render"
@@ -296,8 +298,10 @@ def test_the_renderers_go_tests_pass(tmp_path):
     # (measured with a Go cache holding only the renderer's build: 19 s with it, 105 s without, 210 s in a CI run).
     modules = sorted(gomod.parent for gomod in work.rglob("go.mod"))
     assert work / "valuecopy" in modules, f"expected the valuecopy module among {modules}"
+    assert (work / "engine" / "engine_test.go").is_file(), "expected the engine's comparison with helm's engine"
     for module in modules:
-        proc = subprocess.run([go_binary(), "test", "-trimpath", "-count=1", "./..."], cwd=module, env=go_env(),
+        proc = subprocess.run([go_binary(), "test", "-trimpath", "-count=1", "./..."], cwd=module,
+                              env={**go_env(), "CHARTPROOF_REPO": str(Path(__file__).resolve().parent.parent)},
                               capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, \
             f"go test of {module.relative_to(tmp_path)} failed:\n{(proc.stdout + proc.stderr)[-4000:]}"

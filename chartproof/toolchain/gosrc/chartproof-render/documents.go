@@ -160,9 +160,18 @@ const partsFrom = 8192
 // labels carry the release name then costs a parse of its metadata, not of its 600 kB spec. Anything the parts
 // cannot decide exactly (a part that does not read alone as one key, such as an alias to another part's anchor;
 // a key twice; an error) is left to the parse of the whole text, which gives helm's own verdict and message.
+// Each document's head is remembered by its text too: across renders most documents come out the same even
+// where their file does not (a file's other documents follow the values under test).
 type headReader struct {
-	others map[string]string // a non-head part's text -> its key ("" where it does not read alone as one key)
-	bytes  int
+	others    map[string]string // a non-head part's text -> its key ("" where it does not read alone as one key)
+	bytes     int
+	heads     map[string]readHead // a document's text -> its head
+	headBytes int
+}
+
+type readHead struct {
+	head releaseutil.SimpleHead
+	err  error
 }
 
 const headMemoLimit = 256 << 20
@@ -176,6 +185,19 @@ func isHeadKey(key string) bool {
 }
 
 func (h *headReader) head(doc string) (releaseutil.SimpleHead, error) {
+	if found, ok := h.heads[doc]; ok {
+		return found.head, found.err
+	}
+	head, err := h.read(doc)
+	if h.heads == nil || h.headBytes+len(doc) > headMemoLimit {
+		h.heads, h.headBytes = map[string]readHead{}, 0
+	}
+	h.heads[doc] = readHead{head, err}
+	h.headBytes += len(doc)
+	return head, err
+}
+
+func (h *headReader) read(doc string) (releaseutil.SimpleHead, error) {
 	if len(doc) >= partsFrom {
 		if head, ok := h.byParts(doc); ok {
 			return head, nil

@@ -19,7 +19,6 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/engine"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
 )
@@ -150,9 +149,7 @@ func (r *renderer) renderResources(chrt *chart.Chart, values chartutil.Values, c
 		return []*release.Hook{}, fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s",
 			chrt.Metadata.KubeVersion, caps.KubeVersion.String())
 	}
-	var e engine.Engine
-	e.EnableDNS = enableDNS
-	files, err := e.Render(chrt, values)
+	files, err := r.engine.Render(chrt, values, enableDNS)
 	if err != nil {
 		return []*release.Hook{}, err
 	}

@@ -31,6 +31,8 @@ import (
 	"helm.sh/helm/v3/pkg/getter"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
+
+	"chartproof.local/tools/chartproof-render/engine"
 )
 
 // version is stamped at build time (-X main.version=...).
@@ -86,6 +88,7 @@ type renderer struct {
 	sorted   sortMemo
 	heads    headReader
 	schemas  schemaMemo
+	engine   *engine.Engine
 }
 
 var sourceLine = regexp.MustCompile("# Source: [^/]+/(.+)")
@@ -108,7 +111,8 @@ func main() {
 		}
 	}
 	r := &renderer{settings: cli.New(), charts: map[string]*loadedChart{}, sorted: sortMemo{entries: map[string]*sortedFile{}},
-		schemas: schemaMemo{entries: map[string]*jsonschema.Schema{}}}
+		schemas: schemaMemo{entries: map[string]*jsonschema.Schema{}},
+		engine:  engine.New()}
 	// helm's own log settings, so that any warning reads as helm prints it.
 	log.SetFlags(log.Lshortfile)
 	log.SetOutput(&r.logs)
