@@ -15,6 +15,8 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	"sigs.k8s.io/yaml"
+
+	"chartproof.local/tools/chartproof-render/memo"
 )
 
 // isSpace is the \s of Go's regular expressions (not unicode.IsSpace, which also takes \v and others).
@@ -163,10 +165,12 @@ const partsFrom = 8192
 // Each document's head is remembered by its text too: across renders most documents come out the same even
 // where their file does not (a file's other documents follow the values under test).
 type headReader struct {
-	others    map[string]string // a non-head part's text -> its key ("" where it does not read alone as one key)
-	bytes     int
-	heads     map[string]readHead // a document's text -> its head
-	headBytes int
+	others *memo.Bounded[string, string]   // a non-head part's text -> its key ("" where it does not read alone as one key)
+	heads  *memo.Bounded[string, readHead] // a document's text -> its head
+}
+
+func newHeadReader() headReader {
+	return headReader{others: memo.New[string, string](headMemoLimit), heads: memo.New[string, readHead](headMemoLimit)}
 }
 
 type readHead struct {
@@ -185,15 +189,11 @@ func isHeadKey(key string) bool {
 }
 
 func (h *headReader) head(doc string) (releaseutil.SimpleHead, error) {
-	if found, ok := h.heads[doc]; ok {
+	if found, ok := h.heads.Get(doc); ok {
 		return found.head, found.err
 	}
 	head, err := h.read(doc)
-	if h.heads == nil || h.headBytes+len(doc) > headMemoLimit {
-		h.heads, h.headBytes = map[string]readHead{}, 0
-	}
-	h.heads[doc] = readHead{head, err}
-	h.headBytes += len(doc)
+	h.heads.Put(doc, readHead{head, err}, len(doc))
 	return head, err
 }
 
@@ -216,11 +216,11 @@ func (h *headReader) byParts(doc string) (releaseutil.SimpleHead, bool) {
 	}
 	seen := map[string]bool{}
 	for _, part := range parts {
-		key, known := h.others[part]
+		key, known := h.others.Get(part)
 		if !known {
 			key = oneKey(part)
 			if !isHeadKey(key) {
-				h.remember(part, key)
+				h.others.Put(part, key, len(part))
 			}
 		}
 		if key == "" {
@@ -238,14 +238,6 @@ func (h *headReader) byParts(doc string) (releaseutil.SimpleHead, bool) {
 		seen[folded] = true
 	}
 	return head, true
-}
-
-func (h *headReader) remember(part, key string) {
-	if h.others == nil || h.bytes+len(part) > headMemoLimit {
-		h.others, h.bytes = map[string]string{}, 0
-	}
-	h.others[part] = key
-	h.bytes += len(part)
 }
 
 // oneKey is the key of part when it reads alone as a mapping of exactly one key (the key as the YAML-to-JSON

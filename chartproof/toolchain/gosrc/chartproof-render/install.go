@@ -30,20 +30,14 @@ type sortedFile struct {
 	generic []releaseutil.Manifest
 	log     string
 	err     error
-	size    int
 }
 
-// sortMemo remembers sortedFile by path and content, up to a bound on the content it holds.
-type sortMemo struct {
-	entries map[string]*sortedFile
-	bytes   int
-}
-
+// sortMemoLimit bounds the file text whose sortedFile is kept (renderer.sorted, by path and content).
 const sortMemoLimit = 256 << 20
 
 func (r *renderer) sortFile(name, content string) *sortedFile {
 	key := name + "\x00" + content
-	if found := r.sorted.entries[key]; found != nil {
+	if found, ok := r.sorted.Get(key); ok {
 		r.logs.WriteString(found.log)
 		return found
 	}
@@ -53,12 +47,8 @@ func (r *renderer) sortFile(name, content string) *sortedFile {
 	if !ok { // a document that does not parse, or an unknown hook: helm's own error and log line
 		hooks, generic, err = releaseutil.SortManifests(map[string]string{name: content}, nil, releaseutil.InstallOrder)
 	}
-	entry := &sortedFile{hooks: hooks, generic: generic, log: r.logs.String()[before:], err: err, size: len(key)}
-	if r.sorted.bytes+entry.size > sortMemoLimit {
-		r.sorted.entries, r.sorted.bytes = map[string]*sortedFile{}, 0
-	}
-	r.sorted.entries[key] = entry
-	r.sorted.bytes += entry.size
+	entry := &sortedFile{hooks: hooks, generic: generic, log: r.logs.String()[before:], err: err}
+	r.sorted.Put(key, entry, len(key))
 	return entry
 }
 

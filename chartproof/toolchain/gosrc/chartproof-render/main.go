@@ -33,6 +33,7 @@ import (
 	"helm.sh/helm/v3/pkg/releaseutil"
 
 	"chartproof.local/tools/chartproof-render/engine"
+	"chartproof.local/tools/chartproof-render/memo"
 )
 
 // version is stamped at build time (-X main.version=...).
@@ -85,9 +86,9 @@ type renderer struct {
 	settings *cli.EnvSettings
 	charts   map[string]*loadedChart
 	logs     bytes.Buffer
-	sorted   sortMemo
+	sorted   *memo.Bounded[string, *sortedFile] // by path and content
 	heads    headReader
-	schemas  schemaMemo
+	schemas  *memo.Bounded[string, *jsonschema.Schema] // compiled, by their text
 	engine   *engine.Engine
 }
 
@@ -110,9 +111,8 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	r := &renderer{settings: cli.New(), charts: map[string]*loadedChart{}, sorted: sortMemo{entries: map[string]*sortedFile{}},
-		schemas: schemaMemo{entries: map[string]*jsonschema.Schema{}},
-		engine:  engine.New()}
+	r := &renderer{settings: cli.New(), charts: map[string]*loadedChart{}, sorted: memo.New[string, *sortedFile](sortMemoLimit),
+		heads: newHeadReader(), schemas: memo.New[string, *jsonschema.Schema](schemaMemoLimit), engine: engine.New()}
 	// helm's own log settings, so that any warning reads as helm prints it.
 	log.SetFlags(log.Lshortfile)
 	log.SetOutput(&r.logs)

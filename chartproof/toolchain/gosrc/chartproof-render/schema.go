@@ -20,12 +20,7 @@ import (
 
 const schemaURL = "file:///values.schema.json"
 
-// schemaMemo holds compiled schemas by their text, up to a bound on the text it holds.
-type schemaMemo struct {
-	entries map[string]*jsonschema.Schema
-	bytes   int
-}
-
+// schemaMemoLimit bounds the schema text whose compiled schemas are kept (renderer.schemas).
 const schemaMemoLimit = 64 << 20
 
 // noLoads is a loader that refuses every read and records that one was asked for.
@@ -72,8 +67,8 @@ func (r *renderer) validateAgainstSingleSchema(values chartutil.Values, schemaJS
 			reterr = fmt.Errorf("unable to validate schema: %s", p)
 		}
 	}()
-	validator := r.schemas.entries[string(schemaJSON)]
-	if validator == nil {
+	validator, found := r.schemas.Get(string(schemaJSON))
+	if !found {
 		compiled, outside, err := compileSchema(schemaJSON)
 		if outside {
 			// It refers to something outside its text: helm's own validation, loaders and all, every time.
@@ -83,11 +78,7 @@ func (r *renderer) validateAgainstSingleSchema(values chartutil.Values, schemaJS
 			return err
 		}
 		validator = compiled
-		if r.schemas.bytes+len(schemaJSON) > schemaMemoLimit {
-			r.schemas.entries, r.schemas.bytes = map[string]*jsonschema.Schema{}, 0
-		}
-		r.schemas.entries[string(schemaJSON)] = compiled
-		r.schemas.bytes += len(schemaJSON)
+		r.schemas.Put(string(schemaJSON), compiled, len(schemaJSON))
 	}
 	if err := validator.Validate(values.AsMap()); err != nil {
 		// chartutil.JSONSchemaValidationError's message (its error field is not exported).

@@ -24,6 +24,8 @@ import (
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
+
+	"chartproof.local/tools/chartproof-render/memo"
 )
 
 const (
@@ -42,15 +44,14 @@ func wrapFailure(msg string) error { return errors.New(failStart + msg + failEnd
 // Engine keeps the parsed template sets of the charts it has rendered. It is not safe for concurrent use.
 type Engine struct {
 	seed   maphash.Seed
-	parsed map[uint64][]*parsedSet
-	bytes  int
-	funcs  template.FuncMap // every function a template may name, bound to nothing (see baseFuncs)
-	Parses int              // template sets parsed (for tests: a second render of the same chart parses none)
+	parsed *memo.Bounded[uint64, []*parsedSet] // by key(names, texts); more than one where hashes collide
+	funcs  template.FuncMap                    // every function a template may name, bound to nothing (see baseFuncs)
+	Parses int                                 // template sets parsed (for tests: a second render of the same chart parses none)
 }
 
 // New returns an Engine with an empty memo.
 func New() *Engine {
-	return &Engine{seed: maphash.MakeSeed(), parsed: map[uint64][]*parsedSet{}, funcs: baseFuncs()}
+	return &Engine{seed: maphash.MakeSeed(), parsed: memo.New[uint64, []*parsedSet](parsedLimit), funcs: baseFuncs()}
 }
 
 // source is one template file: its text, the values it is executed with, and its chart's templates path.
@@ -120,7 +121,8 @@ func (e *Engine) parse(names []string, sources map[string]source) *parsedSet {
 		size += len(texts[i])
 	}
 	key := e.key(names, texts)
-	for _, set := range e.parsed[key] {
+	kept, _ := e.parsed.Get(key)
+	for _, set := range kept {
 		if equal(set.names, names) && equal(set.texts, texts) {
 			return set
 		}
@@ -135,11 +137,7 @@ func (e *Engine) parse(names []string, sources map[string]source) *parsedSet {
 		}
 	}
 	e.Parses++
-	if e.bytes+size > parsedLimit {
-		e.parsed, e.bytes = map[uint64][]*parsedSet{}, 0
-	}
-	e.parsed[key] = append(e.parsed[key], set)
-	e.bytes += size
+	e.parsed.Put(key, append(kept, set), size)
 	return set
 }
 

@@ -233,9 +233,8 @@ func TestAHashCollisionIsNoHit(t *testing.T) {
 	}
 	render("first")
 	collided := ours.key([]string{"c/templates/a.yaml"}, []string{"second"})
-	for _, sets := range ours.parsed {
-		ours.parsed[collided] = sets // the first text's set, filed under the second's key
-	}
+	first, _ := ours.parsed.Get(ours.key([]string{"c/templates/a.yaml"}, []string{"first"}))
+	ours.parsed.Put(collided, first, 0) // the first text's set, filed under the second's key
 	if got := render("second"); got != "second" {
 		t.Fatalf("rendered %q: the set kept for another text was used", got)
 	}

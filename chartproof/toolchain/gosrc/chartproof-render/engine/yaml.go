@@ -9,6 +9,8 @@ import (
 
 	yamlv2 "go.yaml.in/yaml/v2"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"chartproof.local/tools/chartproof-render/memo"
 )
 
 // toYAML is helm's toYaml: sigs.k8s.io/yaml.Marshal(v) without its final newline, "" when v cannot be written.
@@ -43,7 +45,10 @@ func marshalYAML(v interface{}) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if found, ok := written.get(j); ok {
+	written.Lock()
+	found, ok := written.Get(string(j))
+	written.Unlock()
+	if ok {
 		return found, nil
 	}
 	var out []byte
@@ -53,39 +58,19 @@ func marshalYAML(v interface{}) ([]byte, error) {
 		out, err = sigsyaml.JSONToYAML(j)
 	}
 	if err == nil {
-		written.put(j, out)
+		written.Lock()
+		written.Put(string(j), out, len(j)+len(out))
+		written.Unlock()
 	}
 	return out, err
 }
 
-// yamlMemo is YAML text by JSON text, up to a bound on the text it holds (beyond it, it starts again). Renders
-// are one at a time, but the memo is locked all the same: it is package state.
-type yamlMemo struct {
-	mu      sync.Mutex
-	entries map[string][]byte
-	bytes   int
-}
-
-const yamlMemoLimit = 64 << 20
-
-var written yamlMemo
-
-func (m *yamlMemo) get(j []byte) ([]byte, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out, ok := m.entries[string(j)]
-	return out, ok
-}
-
-func (m *yamlMemo) put(j, out []byte) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.entries == nil || m.bytes+len(j)+len(out) > yamlMemoLimit {
-		m.entries, m.bytes = map[string][]byte{}, 0
-	}
-	m.entries[string(j)] = out
-	m.bytes += len(j) + len(out)
-}
+// written is YAML text by JSON text. Renders are one at a time, but it is locked all the same: it is package
+// state, and toYaml a plain function.
+var written = struct {
+	sync.Mutex
+	*memo.Bounded[string, []byte]
+}{Bounded: memo.New[string, []byte](64 << 20)}
 
 // readJSON is the tree go-yaml v2 reads from j (JSON as encoding/json writes it); false where it cannot say.
 func readJSON(j []byte) (interface{}, bool) {
