@@ -287,7 +287,7 @@ def test_the_renderers_go_tests_pass(tmp_path):
     """chartproof-render's Go tests, in each of its modules: its split of a file into documents is helm's
     (200,000 generated files and hand-made edge cases), its share of each file is SortManifests', its template
     engine renders what helm's engine.Render renders (this repository's charts under every scenario, and small
-    charts for one behaviour each, errors included) and its toYaml writes what sigs.k8s.io/yaml writes, and
+    charts for one behaviour each, and helm's own test charts, errors included) and its toYaml writes what sigs.k8s.io/yaml writes, and
     valuecopy's deep copy, which stands in for copystructure in its build, returns what copystructure returns.
     A copy is tested (go.sum stays as it is); the engine's comparison reads the charts of this checkout."""
     from chartproof.toolchain.gobuild import go_binary, go_env

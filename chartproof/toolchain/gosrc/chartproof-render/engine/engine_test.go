@@ -2,6 +2,7 @@ package engine
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -116,6 +117,56 @@ func TestTheRepositorysChartsRenderAsHelmRendersThem(t *testing.T) {
 	}
 	if ours.Parses >= rendered {
 		t.Fatalf("%d renders parsed %d template sets: the parsed sets were never reused", rendered, ours.Parses)
+	}
+}
+
+// TestHelmsOwnTestChartsRenderAsHelmRendersThem renders every chart of helm's own test data (its module's
+// source, as the Go module cache holds it: library charts, aliases, import-values, packaged dependencies, charts
+// that fail) under their defaults, and compares each result and error with helm's engine.Render.
+func TestHelmsOwnTestChartsRenderAsHelmRendersThem(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "helm.sh/helm/v3").Output()
+	if err != nil {
+		t.Fatalf("go list -m helm.sh/helm/v3: %v", err)
+	}
+	var charts []string
+	_ = filepath.Walk(strings.TrimSpace(string(out)), func(p string, info os.FileInfo, err error) error {
+		if err != nil || strings.Contains(filepath.ToSlash(p), "/charts/") {
+			return nil // a dependency is rendered with its parent
+		}
+		if info.Name() == "Chart.yaml" {
+			charts = append(charts, filepath.Dir(p))
+		} else if strings.HasSuffix(p, ".tgz") {
+			charts = append(charts, p)
+		}
+		return nil
+	})
+	ours := New()
+	compared := 0
+	for _, path := range charts {
+		theirs, err := loader.Load(path)
+		if err != nil {
+			continue // not a loadable chart (helm's tests of broken archives)
+		}
+		mine, _ := loader.Load(path)
+		prepare := func(c *chart.Chart) (chartutil.Values, error) {
+			if err := chartutil.ProcessDependenciesWithMerge(c, map[string]interface{}{}); err != nil {
+				return nil, err
+			}
+			options := chartutil.ReleaseOptions{Name: "release", Namespace: "ns", Revision: 1, IsInstall: true}
+			return chartutil.ToRenderValues(c, map[string]interface{}{}, options, chartutil.DefaultCapabilities.Copy())
+		}
+		theirVals, err := prepare(theirs)
+		if err != nil {
+			continue // helm refuses its values or dependencies before any render
+		}
+		myVals, _ := prepare(mine)
+		want, wantErr := helmengine.Engine{}.Render(theirs, theirVals)
+		got, gotErr := ours.Render(mine, myVals, false)
+		same(t, path, got, gotErr, want, wantErr)
+		compared++
+	}
+	if compared < 50 {
+		t.Fatalf("only %d of helm's test charts compared (of %d found)", compared, len(charts))
 	}
 }
 
