@@ -219,17 +219,20 @@ def test_waiting_for_crds_to_be_served_returns_once_listable_and_times_out_on_a_
 def test_waiting_for_crds_to_be_established_outlasts_a_crd_stored_without_conditions(cluster):
     """The API server stores a new CRD with ``conditions: null`` and writes its conditions about 50 ms later;
     ``kubectl wait --for=condition=Established`` fails on that state ("<nil> is of the type <nil>"). Created
-    through the client and read at once, most of these CRDs are caught in it; the wait sees each through."""
+    through the client and read at once, most of these CRDs are caught in it (23 of 30 once, 0 of 10 in a CI run
+    of 2026-12-08): CRDs are made until three are, 60 at most; the wait sees each through."""
     kubectl = cluster.kubectl
-    caught_bare = 0
-    for n in range(10):
-        name = f"bares{n}.example.chartproof.dev"
-        kubectl.create([crd(f"bares{n}", f"Bare{n}")])
+    caught_bare = made = 0
+    while caught_bare < 3 and made < 60:
+        name = f"bares{made}.example.chartproof.dev"
+        kubectl.create([crd(f"bares{made}", f"Bare{made}")])
+        made += 1
         caught_bare += (kubectl.get_json("crd", name).get("status") or {}).get("conditions") is None
         kubectl.wait_established([name], timeout=30)
         conditions = {c["type"]: c["status"] for c in kubectl.get_json("crd", name)["status"]["conditions"]}
         assert conditions.get("Established") == "True", conditions
-    assert caught_bare, "no CRD was read before its conditions were written: the race this test is about never came"
+    assert caught_bare, f"none of {made} CRDs was read before its conditions were written: the race this test is " \
+                        "about never came"
 
 
 def test_waiting_for_a_crd_whose_names_are_taken_stops_at_once_with_the_servers_reason(cluster):
