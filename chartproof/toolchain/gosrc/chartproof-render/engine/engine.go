@@ -18,6 +18,7 @@ import (
 	"hash/maphash"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"text/template"
@@ -123,7 +124,7 @@ func (e *Engine) parse(names []string, sources map[string]source) *parsedSet {
 	key := e.key(names, texts)
 	kept, _ := e.parsed.Get(key)
 	for _, set := range kept {
-		if equal(set.names, names) && equal(set.texts, texts) {
+		if slices.Equal(set.names, names) && slices.Equal(set.texts, texts) {
 			return set
 		}
 	}
@@ -152,18 +153,6 @@ func (e *Engine) key(names, texts []string) uint64 {
 		h.WriteByte(0)
 	}
 	return h.Sum64()
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // include is the `include` function of a render: execute the named template of t into a string. A template

@@ -1,11 +1,12 @@
 package engine
 
 import (
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,23 +34,28 @@ func repository(t *testing.T) string {
 	return dir
 }
 
-// renderValues are the values a render of chrt with the values file at path (none: "") gets, as helm template
+// prepareValues are the values a render of chrt with the values file at path (none: "") gets, as helm template
 // prepares them; the chart's disabled dependencies are removed from chrt, as helm does.
-func renderValues(t *testing.T, chrt *chart.Chart, path string) chartutil.Values {
-	t.Helper()
+func prepareValues(chrt *chart.Chart, path string) (chartutil.Values, error) {
 	vals := map[string]interface{}{}
 	if path != "" {
 		read, err := chartutil.ReadValuesFile(path)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		vals = read
 	}
 	if err := chartutil.ProcessDependenciesWithMerge(chrt, vals); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	options := chartutil.ReleaseOptions{Name: "release", Namespace: "ns", Revision: 1, IsInstall: true}
-	top, err := chartutil.ToRenderValues(chrt, vals, options, chartutil.DefaultCapabilities.Copy())
+	return chartutil.ToRenderValues(chrt, vals, options, chartutil.DefaultCapabilities.Copy())
+}
+
+// renderValues is prepareValues, failing t where it fails.
+func renderValues(t *testing.T, chrt *chart.Chart, path string) chartutil.Values {
+	t.Helper()
+	top, err := prepareValues(chrt, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,17 +74,8 @@ func same(t *testing.T, what string, got map[string]string, gotErr error, want m
 				t.Fatalf("%s: %s differs from helm's:\n--- ours\n%s\n--- helm's\n%s", what, name, got[name], want[name])
 			}
 		}
-		t.Fatalf("%s: files %v, helm's %v", what, keys(got), keys(want))
+		t.Fatalf("%s: files %v, helm's %v", what, slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 	}
-}
-
-func keys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // TestTheRepositorysChartsRenderAsHelmRendersThem renders each chart of the repository under its defaults and
@@ -148,18 +145,11 @@ func TestHelmsOwnTestChartsRenderAsHelmRendersThem(t *testing.T) {
 			continue // not a loadable chart (helm's tests of broken archives)
 		}
 		mine, _ := loader.Load(path)
-		prepare := func(c *chart.Chart) (chartutil.Values, error) {
-			if err := chartutil.ProcessDependenciesWithMerge(c, map[string]interface{}{}); err != nil {
-				return nil, err
-			}
-			options := chartutil.ReleaseOptions{Name: "release", Namespace: "ns", Revision: 1, IsInstall: true}
-			return chartutil.ToRenderValues(c, map[string]interface{}{}, options, chartutil.DefaultCapabilities.Copy())
-		}
-		theirVals, err := prepare(theirs)
+		theirVals, err := prepareValues(theirs, "")
 		if err != nil {
 			continue // helm refuses its values or dependencies before any render
 		}
-		myVals, _ := prepare(mine)
+		myVals, _ := prepareValues(mine, "")
 		want, wantErr := helmengine.Engine{}.Render(theirs, theirVals)
 		got, gotErr := ours.Render(mine, myVals, false)
 		same(t, path, got, gotErr, want, wantErr)

@@ -69,23 +69,34 @@ func toYAMLPretty(v interface{}) string {
 	return strings.TrimSuffix(out.String(), "\n")
 }
 
-// fromYAML parses str as a YAML mapping; what does not parse gives a mapping whose "Error" is the reason.
-func fromYAML(str string) map[string]interface{} {
+// unmarshal is a parser of one format: sigs.k8s.io/yaml's, encoding/json's or toml's Unmarshal.
+type unmarshal func(data []byte, into interface{}) error
+
+func yamlUnmarshal(data []byte, into interface{}) error { return sigsyaml.Unmarshal(data, into) }
+
+// parsedMap is str parsed as a mapping; what does not parse gives a mapping whose "Error" is the reason.
+func parsedMap(parse unmarshal, str string) map[string]interface{} {
 	m := map[string]interface{}{}
-	if err := sigsyaml.Unmarshal([]byte(str), &m); err != nil {
+	if err := parse([]byte(str), &m); err != nil {
 		m["Error"] = err.Error()
 	}
 	return m
 }
 
-// fromYAMLArray parses str as a YAML list; what does not parse gives a list of the reason alone.
-func fromYAMLArray(str string) []interface{} {
+// parsedList is str parsed as a list; what does not parse gives a list of the reason alone.
+func parsedList(parse unmarshal, str string) []interface{} {
 	a := []interface{}{}
-	if err := sigsyaml.Unmarshal([]byte(str), &a); err != nil {
+	if err := parse([]byte(str), &a); err != nil {
 		a = []interface{}{err.Error()}
 	}
 	return a
 }
+
+func fromYAML(str string) map[string]interface{} { return parsedMap(yamlUnmarshal, str) }
+func fromYAMLArray(str string) []interface{}     { return parsedList(yamlUnmarshal, str) }
+func fromJSON(str string) map[string]interface{} { return parsedMap(json.Unmarshal, str) }
+func fromJSONArray(str string) []interface{}     { return parsedList(json.Unmarshal, str) }
+func fromTOML(str string) map[string]interface{} { return parsedMap(toml.Unmarshal, str) }
 
 // toTOML writes v as TOML; on failure the text is the reason.
 func toTOML(v interface{}) string {
@@ -96,36 +107,12 @@ func toTOML(v interface{}) string {
 	return out.String()
 }
 
-func fromTOML(str string) map[string]interface{} {
-	m := map[string]interface{}{}
-	if err := toml.Unmarshal([]byte(str), &m); err != nil {
-		m["Error"] = err.Error()
-	}
-	return m
-}
-
 func toJSON(v interface{}) string {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return ""
 	}
 	return string(data)
-}
-
-func fromJSON(str string) map[string]interface{} {
-	m := map[string]interface{}{}
-	if err := json.Unmarshal([]byte(str), &m); err != nil {
-		m["Error"] = err.Error()
-	}
-	return m
-}
-
-func fromJSONArray(str string) []interface{} {
-	a := []interface{}{}
-	if err := json.Unmarshal([]byte(str), &a); err != nil {
-		a = []interface{}{err.Error()}
-	}
-	return a
 }
 
 // files is a chart's non-template files by path: `.Files` in a template.
